@@ -1,0 +1,268 @@
+// Python bindings: numpy arrays in, numpy arrays out (no copies of results), GIL released while
+// the core runs, edgeseg::InvalidArgument raised as ValueError.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "edgeseg/core.hpp"
+
+namespace py = pybind11;
+using edgeseg::InvalidArgument;
+
+namespace {
+
+// Hands a vector to numpy without copying: the array owns it through a capsule.
+template <typename T>
+py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
+  auto* owner = new std::vector<T>(std::move(v));
+  py::capsule free_when_done(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  return py::array_t<T>(shape, owner->data(), free_when_done);
+}
+
+template <typename T>
+py::array checked(const py::handle& obj, int ndim, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    throw InvalidArgument(std::string(name) + " must be a numpy array");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw InvalidArgument(std::string(name) + " must have dtype " +
+                          std::string(py::str(py::dtype::of<T>())) + ", got " +
+                          std::string(py::str(a.dtype())));
+  if (a.ndim() != ndim)
+    throw InvalidArgument(std::string(name) + " must have " + std::to_string(ndim) +
+                          " dimensions, got shape " + std::string(py::str(obj.attr("shape"))));
+  for (int i = 0; i < ndim; ++i) {
+    if (a.strides(i) % static_cast<py::ssize_t>(sizeof(T)) != 0)
+      throw InvalidArgument(std::string(name) + " has unaligned strides; pass a contiguous copy");
+  }
+  return a;
+}
+
+int64_t elem_stride(const py::array& a, int i) {
+  return static_cast<int64_t>(a.strides(i)) / static_cast<int64_t>(a.itemsize());
+}
+
+edgeseg::View2D view2d(const py::array& a) {
+  return {static_cast<const float*>(a.data()), a.shape(0), a.shape(1), elem_stride(a, 0),
+          elem_stride(a, 1)};
+}
+
+template <typename T>
+py::array contiguous(const py::handle& obj, int ndim, const char* name) {
+  py::array a = checked<T>(obj, ndim, name);
+  return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
+}
+
+edgeseg::DecodeOptions decode_options(float conf, float iou, int64_t max_det, int64_t topk,
+                                      bool agnostic, const py::object& class_allowed) {
+  edgeseg::DecodeOptions opt;
+  opt.conf = conf;
+  opt.iou = iou;
+  opt.max_det = max_det;
+  opt.pre_nms_topk = topk;
+  opt.agnostic = agnostic;
+  if (!class_allowed.is_none()) {
+    py::array flags = contiguous<uint8_t>(class_allowed, 1, "class_allowed");
+    const auto* p = static_cast<const uint8_t*>(flags.data());
+    opt.class_allowed.assign(p, p + flags.shape(0));
+  }
+  return opt;
+}
+
+py::tuple detections_to_python(edgeseg::Detections&& d) {
+  const py::ssize_t n = d.size(), nm = d.num_coeffs;
+  return py::make_tuple(to_numpy(std::move(d.boxes), {n, 4}), to_numpy(std::move(d.scores), {n}),
+                        to_numpy(std::move(d.classes), {n}),
+                        to_numpy(std::move(d.coeffs), {n, nm}));
+}
+
+py::tuple decode_yolo(const py::object& pred, int64_t num_classes, float conf, float iou,
+                      int64_t max_det, int64_t pre_nms_topk, bool agnostic,
+                      const py::object& class_allowed) {
+  py::array a = checked<float>(pred, 2, "prediction");
+  const auto opt = decode_options(conf, iou, max_det, pre_nms_topk, agnostic, class_allowed);
+  const auto v = view2d(a);
+  edgeseg::Detections d;
+  {
+    py::gil_scoped_release release;
+    d = edgeseg::decode_yolo(v, num_classes, opt);
+  }
+  return detections_to_python(std::move(d));
+}
+
+py::tuple decode_yolo_e2e(const py::object& rows, int64_t num_classes, float conf,
+                          int64_t max_det, const py::object& class_allowed) {
+  py::array a = checked<float>(rows, 2, "prediction");
+  const auto opt = decode_options(conf, 0.f, max_det, 1, false, class_allowed);
+  const auto v = view2d(a);
+  edgeseg::Detections d;
+  {
+    py::gil_scoped_release release;
+    d = edgeseg::decode_yolo_e2e(v, num_classes, opt);
+  }
+  return detections_to_python(std::move(d));
+}
+
+void check_boxes(const py::array& boxes) {
+  if (boxes.shape(1) != 4)
+    throw InvalidArgument("boxes must have shape (N, 4), got (" + std::to_string(boxes.shape(0)) +
+                          ", " + std::to_string(boxes.shape(1)) + ")");
+}
+
+py::array_t<int64_t> nms(const py::object& boxes_obj, const py::object& scores_obj,
+                         const py::object& classes_obj, float iou, int64_t max_det,
+                         bool agnostic) {
+  py::array boxes = contiguous<float>(boxes_obj, 2, "boxes");
+  py::array scores = contiguous<float>(scores_obj, 1, "scores");
+  check_boxes(boxes);
+  const int64_t n = boxes.shape(0);
+  if (scores.shape(0) != n) throw InvalidArgument("boxes and scores must have the same length");
+  std::vector<int32_t> zeros;
+  const int32_t* cls = nullptr;
+  py::array classes;
+  if (classes_obj.is_none()) {
+    zeros.assign(static_cast<size_t>(n), 0);
+    cls = zeros.data();
+  } else {
+    classes = contiguous<int32_t>(classes_obj, 1, "class_ids");
+    if (classes.shape(0) != n) throw InvalidArgument("boxes and class_ids must have the same length");
+    cls = static_cast<const int32_t*>(classes.data());
+  }
+  const auto* b = static_cast<const float*>(boxes.data());
+  const auto* s = static_cast<const float*>(scores.data());
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(s[i])) throw InvalidArgument("scores contain NaN or infinity");
+  }
+  for (int64_t i = 0; i < 4 * n; ++i) {
+    if (!std::isfinite(b[i])) throw InvalidArgument("boxes contain NaN or infinity");
+  }
+  std::vector<int64_t> keep;
+  {
+    py::gil_scoped_release release;
+    keep = edgeseg::nms(b, s, cls, n, iou, max_det, agnostic);
+  }
+  const py::ssize_t k = static_cast<py::ssize_t>(keep.size());
+  return to_numpy(std::move(keep), {k});
+}
+
+py::array_t<float> unletterbox_boxes(const py::object& boxes_obj, const edgeseg::Letterbox& lb) {
+  py::array boxes = contiguous<float>(boxes_obj, 2, "boxes");
+  check_boxes(boxes);
+  const auto n = boxes.shape(0);
+  const auto* src = static_cast<const float*>(boxes.data());
+  std::vector<float> out(src, src + 4 * n);
+  edgeseg::unletterbox_boxes(out.data(), n, lb);
+  return to_numpy(std::move(out), {n, 4});
+}
+
+py::tuple assemble_masks(const py::object& protos_obj, const py::object& coeffs_obj,
+                         const py::object& boxes_obj, std::pair<int64_t, int64_t> input_hw,
+                         std::pair<int64_t, int64_t> image_hw, bool soft, bool drop_empty) {
+  py::array protos = checked<float>(protos_obj, 3, "prototypes");
+  py::array coeffs = contiguous<float>(coeffs_obj, 2, "coefficients");
+  py::array boxes = contiguous<float>(boxes_obj, 2, "boxes");
+  check_boxes(boxes);
+  const int64_t n = boxes.shape(0);
+  if (coeffs.shape(0) != n || coeffs.shape(1) != protos.shape(0))
+    throw InvalidArgument("coefficients must have shape (N, " + std::to_string(protos.shape(0)) +
+                          ") for N boxes and " + std::to_string(protos.shape(0)) +
+                          " prototypes, got " + std::string(py::str(coeffs.attr("shape"))));
+  edgeseg::ProtoView pv{static_cast<const float*>(protos.data()),
+                        protos.shape(0),
+                        protos.shape(1),
+                        protos.shape(2),
+                        elem_stride(protos, 0),
+                        elem_stride(protos, 1),
+                        elem_stride(protos, 2)};
+  edgeseg::MaskOptions opt;
+  opt.soft = soft;
+  opt.drop_empty = drop_empty;
+  edgeseg::Masks m;
+  {
+    py::gil_scoped_release release;
+    m = edgeseg::assemble_masks(pv, static_cast<const float*>(coeffs.data()),
+                                static_cast<const float*>(boxes.data()), n, input_hw.first,
+                                input_hw.second, image_hw.first, image_hw.second, opt);
+  }
+  const py::ssize_t k = static_cast<py::ssize_t>(m.keep.size());
+  const py::ssize_t total = static_cast<py::ssize_t>(m.bits.size());
+  py::object probs = py::none();
+  if (soft) probs = to_numpy(std::move(m.probs), {total});
+  return py::make_tuple(to_numpy(std::move(m.keep), {k}), to_numpy(std::move(m.rects), {k, 4}),
+                        to_numpy(std::move(m.offsets), {k + 1}),
+                        to_numpy(std::move(m.bits), {total}), probs);
+}
+
+std::vector<py::bytes> rle_encode(const py::object& bits_obj, const py::object& offsets_obj,
+                                  const py::object& rects_obj, std::pair<int64_t, int64_t> image_hw) {
+  py::array bits = contiguous<uint8_t>(bits_obj, 1, "bits");
+  py::array offsets = contiguous<int64_t>(offsets_obj, 1, "offsets");
+  py::array rects = contiguous<int32_t>(rects_obj, 2, "rects");
+  const int64_t n = rects.shape(0);
+  if (rects.shape(1) != 4 || offsets.shape(0) != n + 1)
+    throw InvalidArgument("rects must be (N, 4) and offsets (N + 1,)");
+  const auto* off = static_cast<const int64_t*>(offsets.data());
+  const auto* r = static_cast<const int32_t*>(rects.data());
+  const auto* b = static_cast<const uint8_t*>(bits.data());
+  std::vector<std::string> out(static_cast<size_t>(n));
+  {
+    py::gil_scoped_release release;
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t* q = r + 4 * i;
+      if (off[i] < 0 || off[i + 1] > bits.shape(0) ||
+          off[i + 1] - off[i] != int64_t{q[2]} * int64_t{q[3]})
+        throw InvalidArgument("mask offsets do not match the crop sizes");
+      out[i] = edgeseg::rle_to_string(
+          edgeseg::rle_counts(b + off[i], q[0], q[1], q[2], q[3], image_hw.first, image_hw.second));
+    }
+  }
+  std::vector<py::bytes> result;
+  result.reserve(out.size());
+  for (auto& s : out) result.emplace_back(s);
+  return result;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "edgeseg C++ core: decoding, NMS, box-cropped masks and RLE over numpy buffers";
+  py::register_local_exception<InvalidArgument>(m, "CoreValueError", PyExc_ValueError);
+
+  py::class_<edgeseg::Letterbox>(m, "Letterbox")
+      .def_readonly("src_h", &edgeseg::Letterbox::src_h)
+      .def_readonly("src_w", &edgeseg::Letterbox::src_w)
+      .def_readonly("dst_h", &edgeseg::Letterbox::dst_h)
+      .def_readonly("dst_w", &edgeseg::Letterbox::dst_w)
+      .def_readonly("new_h", &edgeseg::Letterbox::new_h)
+      .def_readonly("new_w", &edgeseg::Letterbox::new_w)
+      .def_readonly("pad_top", &edgeseg::Letterbox::pad_top)
+      .def_readonly("pad_left", &edgeseg::Letterbox::pad_left)
+      .def("__repr__", [](const edgeseg::Letterbox& l) {
+        return "Letterbox(src=" + std::to_string(l.src_h) + "x" + std::to_string(l.src_w) +
+               ", dst=" + std::to_string(l.dst_h) + "x" + std::to_string(l.dst_w) +
+               ", new=" + std::to_string(l.new_h) + "x" + std::to_string(l.new_w) +
+               ", pad_top=" + std::to_string(l.pad_top) +
+               ", pad_left=" + std::to_string(l.pad_left) + ")";
+      });
+  m.def("make_letterbox", &edgeseg::make_letterbox, py::arg("src_h"), py::arg("src_w"),
+        py::arg("dst_h"), py::arg("dst_w"));
+  m.def("decode_yolo", &decode_yolo, py::arg("prediction"), py::arg("num_classes"),
+        py::arg("conf"), py::arg("iou"), py::arg("max_det"), py::arg("pre_nms_topk"),
+        py::arg("agnostic"), py::arg("class_allowed") = py::none());
+  m.def("decode_yolo_e2e", &decode_yolo_e2e, py::arg("rows"), py::arg("num_classes"),
+        py::arg("conf"), py::arg("max_det"), py::arg("class_allowed") = py::none());
+  m.def("nms", &nms, py::arg("boxes"), py::arg("scores"), py::arg("class_ids") = py::none(),
+        py::arg("iou") = 0.7f, py::arg("max_det") = 300, py::arg("agnostic") = false);
+  m.def("unletterbox_boxes", &unletterbox_boxes, py::arg("boxes"), py::arg("letterbox"));
+  m.def("assemble_masks", &assemble_masks, py::arg("prototypes"), py::arg("coefficients"),
+        py::arg("boxes"), py::arg("input_hw"), py::arg("image_hw"), py::arg("soft") = false,
+        py::arg("drop_empty") = true);
+  m.def("rle_encode", &rle_encode, py::arg("bits"), py::arg("offsets"), py::arg("rects"),
+        py::arg("image_hw"));
+}

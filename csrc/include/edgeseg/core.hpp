@@ -1,0 +1,111 @@
+// edgeseg core: instance-segmentation postprocessing as pure functions over plain buffers.
+//
+// Nothing here knows about Python. Every function validates its arguments and throws
+// edgeseg::InvalidArgument with a message meant for the end user; the bindings turn that into
+// a Python ValueError.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace edgeseg {
+
+struct InvalidArgument : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+// A read-only 2-D float32 view; strides are in elements, so transposed layouts are free.
+struct View2D {
+  const float* data = nullptr;
+  int64_t rows = 0, cols = 0;
+  int64_t stride_row = 0, stride_col = 0;
+  float at(int64_t r, int64_t c) const { return data[r * stride_row + c * stride_col]; }
+};
+
+// A read-only 3-D float32 view of prototypes: (channel, y, x) with element strides.
+struct ProtoView {
+  const float* data = nullptr;
+  int64_t channels = 0, height = 0, width = 0;
+  int64_t stride_c = 0, stride_y = 0, stride_x = 0;
+};
+
+struct DecodeOptions {
+  float conf = 0.25f;           // keep candidates whose best class score is strictly above this
+  float iou = 0.7f;             // suppress boxes whose IoU with a kept box is strictly above this
+  int64_t max_det = 300;        // detections kept after NMS
+  int64_t pre_nms_topk = 30000; // candidates entering NMS, highest scores first
+  bool agnostic = false;        // NMS across classes instead of within each class
+  std::vector<uint8_t> class_allowed;  // empty: every class; else one flag per class
+};
+
+// Detections in model-input pixels, sorted by descending score.
+struct Detections {
+  std::vector<float> boxes;      // N x 4, x1 y1 x2 y2
+  std::vector<float> scores;     // N
+  std::vector<int32_t> classes;  // N
+  std::vector<float> coeffs;     // N x num_coeffs
+  int64_t num_coeffs = 0;
+  int64_t size() const { return static_cast<int64_t>(scores.size()); }
+};
+
+// Raw YOLOv8/YOLO11-seg head: `pred` has rows = 4 + num_classes + num_coeffs features
+// (cx, cy, w, h, class scores, mask coefficients) and cols = anchors.
+Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt);
+
+// End-to-end head (NMS inside the graph): rows = detections, cols = x1 y1 x2 y2 score class coeffs.
+// Only the score threshold, class filter and max_det apply; rows keep their order.
+Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const DecodeOptions& opt);
+
+// Greedy NMS. Returns indices into the inputs of kept boxes, by descending score (ties: lower
+// index first), at most max_det of them.
+std::vector<int64_t> nms(const float* boxes, const float* scores, const int32_t* classes,
+                         int64_t n, float iou, int64_t max_det, bool agnostic);
+
+// Greedy NMS over candidates already ordered by descending score: `order` lists them.
+std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, const int64_t* order,
+                                 int64_t n, float iou, int64_t max_det, bool agnostic);
+
+// How a source image of (src_h, src_w) sits inside a letterboxed model input of (dst_h, dst_w):
+// resized to (new_h, new_w) by gain `gain` and padded by (pad_top, pad_left). The rounding
+// matches Ultralytics' LetterBox, so boxes and masks land on the same pixels as the reference.
+struct Letterbox {
+  int64_t src_h = 0, src_w = 0, dst_h = 0, dst_w = 0;
+  int64_t new_h = 0, new_w = 0, pad_top = 0, pad_left = 0;
+};
+Letterbox make_letterbox(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t dst_w);
+
+// Maps boxes from model-input pixels back to source pixels and clips them to the source image.
+void unletterbox_boxes(float* boxes, int64_t n, const Letterbox& lb);
+
+struct MaskOptions {
+  bool soft = false;        // also return sigmoid probabilities inside each box
+  bool drop_empty = true;   // drop instances whose mask has no pixel (as the reference does)
+};
+
+// Masks for N detections, each cropped to its box at source resolution.
+struct Masks {
+  std::vector<int64_t> keep;     // indices of the detections that have a mask
+  std::vector<int32_t> rects;    // K x 4: x0, y0, width, height of each crop in source pixels
+  std::vector<int64_t> offsets;  // K + 1: start of each crop in `bits` / `probs`
+  std::vector<uint8_t> bits;     // row-major crops, 0 or 1
+  std::vector<float> probs;      // row-major crops of probabilities (soft masks only)
+};
+
+// coefficients (N x C) x prototypes (C x h x w) for the given detections only, thresholded at
+// logit 0, with the letterbox undone and the result upsampled to source pixels inside each box.
+// `boxes` are in source pixels (after unletterbox_boxes); `input_h/w` is the model input size.
+Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* boxes, int64_t n,
+                     int64_t input_h, int64_t input_w, int64_t src_h, int64_t src_w,
+                     const MaskOptions& opt);
+
+// COCO run-length counts (column-major, starting with a run of zeros) of one box-cropped mask
+// placed in an image of (image_h, image_w).
+std::vector<uint32_t> rle_counts(const uint8_t* crop, int64_t x0, int64_t y0, int64_t w, int64_t h,
+                                 int64_t image_h, int64_t image_w);
+
+// COCO's compact string form of run-length counts (as pycocotools' rleToString).
+std::string rle_to_string(const std::vector<uint32_t>& counts);
+
+}  // namespace edgeseg

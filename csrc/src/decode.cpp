@@ -1,0 +1,187 @@
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "edgeseg/core.hpp"
+
+namespace edgeseg {
+namespace {
+
+void check_view(const View2D& v, const char* what) {
+  if (v.data == nullptr && v.rows * v.cols > 0) throw InvalidArgument(std::string(what) + " is null");
+  if (v.rows < 0 || v.cols < 0) throw InvalidArgument(std::string(what) + " has a negative size");
+}
+
+void check_options(const DecodeOptions& opt, int64_t num_classes) {
+  if (!(opt.conf >= 0.f && opt.conf <= 1.f)) throw InvalidArgument("conf must be in [0, 1]");
+  if (!(opt.iou >= 0.f && opt.iou <= 1.f)) throw InvalidArgument("iou must be in [0, 1]");
+  if (opt.max_det < 0) throw InvalidArgument("max_det must be >= 0");
+  if (opt.pre_nms_topk < 1) throw InvalidArgument("pre_nms_topk must be >= 1");
+  if (!opt.class_allowed.empty() && static_cast<int64_t>(opt.class_allowed.size()) != num_classes)
+    throw InvalidArgument("class filter must have one flag per class (" +
+                          std::to_string(num_classes) + ")");
+}
+
+bool allowed(const DecodeOptions& opt, int32_t cls) {
+  return opt.class_allowed.empty() || opt.class_allowed[static_cast<size_t>(cls)] != 0;
+}
+
+// Best class score and index per anchor. Scores are read exactly once, row by row when anchors
+// are contiguous (the usual [4+nc+nm, N] export) so the loop vectorizes. Returns whether any
+// score was NaN, which would otherwise silently hide detections.
+bool best_class(const View2D& pred, int64_t num_classes, std::vector<float>& best,
+                std::vector<int32_t>& cls) {
+  const int64_t n = pred.cols;
+  best.resize(static_cast<size_t>(n));
+  cls.assign(static_cast<size_t>(n), 0);
+  float* __restrict b = best.data();
+  int32_t* __restrict k = cls.data();
+  int nan = 0;
+  if (pred.stride_col == 1) {
+    const float* row = pred.data + 4 * pred.stride_row;
+    for (int64_t a = 0; a < n; ++a) {
+      b[a] = row[a];
+      nan |= row[a] != row[a];
+    }
+    for (int32_t c = 1; c < num_classes; ++c) {
+      row = pred.data + (4 + c) * pred.stride_row;
+      for (int64_t a = 0; a < n; ++a) {
+        const float v = row[a];
+        nan |= v != v;
+        const bool better = v > b[a];
+        b[a] = better ? v : b[a];
+        k[a] = better ? c : k[a];
+      }
+    }
+  } else {
+    for (int64_t a = 0; a < n; ++a) {
+      const float* col = pred.data + a * pred.stride_col + 4 * pred.stride_row;
+      float top = col[0];
+      int32_t arg = 0;
+      nan |= top != top;
+      for (int32_t c = 1; c < num_classes; ++c) {
+        const float v = col[c * pred.stride_row];
+        nan |= v != v;
+        if (v > top) {
+          top = v;
+          arg = c;
+        }
+      }
+      b[a] = top;
+      k[a] = arg;
+    }
+  }
+  return nan != 0;
+}
+
+void check_finite(const float* v, int64_t n, const char* what) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(v[i]))
+      throw InvalidArgument(std::string("model output has NaN or infinite ") + what +
+                            "; the model or its quantization is broken (run `edgeseg info "
+                            "MODEL` to inspect it)");
+  }
+}
+
+}  // namespace
+
+Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt) {
+  check_view(pred, "prediction");
+  if (num_classes < 1) throw InvalidArgument("num_classes must be >= 1");
+  if (pred.rows < 4 + num_classes)
+    throw InvalidArgument("prediction has " + std::to_string(pred.rows) +
+                          " features per anchor; expected at least 4 box + " +
+                          std::to_string(num_classes) + " class scores");
+  check_options(opt, num_classes);
+  const int64_t nm = pred.rows - 4 - num_classes;
+  Detections out;
+  out.num_coeffs = nm;
+
+  thread_local std::vector<float> best;
+  thread_local std::vector<int32_t> cls;
+  if (best_class(pred, num_classes, best, cls))
+    throw InvalidArgument(
+        "model output has NaN class scores; the model or its quantization is broken (run "
+        "`edgeseg info MODEL` to inspect it)");
+
+  std::vector<int64_t> cand;
+  for (int64_t a = 0; a < pred.cols; ++a) {
+    if (best[a] > opt.conf && allowed(opt, cls[a])) cand.push_back(a);
+  }
+  auto by_score = [](int64_t a, int64_t b) {
+    return best[a] > best[b] || (best[a] == best[b] && a < b);
+  };
+  if (static_cast<int64_t>(cand.size()) > opt.pre_nms_topk) {
+    std::nth_element(cand.begin(), cand.begin() + opt.pre_nms_topk, cand.end(), by_score);
+    cand.resize(static_cast<size_t>(opt.pre_nms_topk));
+  }
+  std::sort(cand.begin(), cand.end(), by_score);
+
+  const int64_t m = static_cast<int64_t>(cand.size());
+  std::vector<float> boxes(static_cast<size_t>(4 * m));
+  std::vector<int32_t> cand_cls(static_cast<size_t>(m));
+  std::vector<int64_t> order(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t a = cand[i];
+    const float cx = pred.at(0, a), cy = pred.at(1, a);
+    const float hw = pred.at(2, a) / 2, hh = pred.at(3, a) / 2;
+    float* b = boxes.data() + 4 * i;
+    b[0] = cx - hw;
+    b[1] = cy - hh;
+    b[2] = cx + hw;
+    b[3] = cy + hh;
+    cand_cls[i] = cls[a];
+    order[i] = i;
+  }
+  check_finite(boxes.data(), 4 * m, "box coordinates");
+  const std::vector<int64_t> keep =
+      nms_ordered(boxes.data(), cand_cls.data(), order.data(), m, opt.iou, opt.max_det,
+                  opt.agnostic);
+
+  const size_t k = keep.size();
+  out.boxes.resize(4 * k);
+  out.scores.resize(k);
+  out.classes.resize(k);
+  out.coeffs.resize(k * static_cast<size_t>(nm));
+  for (size_t j = 0; j < k; ++j) {
+    const int64_t i = keep[j], a = cand[i];
+    std::copy_n(boxes.data() + 4 * i, 4, out.boxes.data() + 4 * j);
+    out.scores[j] = best[a];
+    out.classes[j] = cand_cls[i];
+    for (int64_t c = 0; c < nm; ++c) out.coeffs[j * nm + c] = pred.at(4 + num_classes + c, a);
+  }
+  check_finite(out.coeffs.data(), static_cast<int64_t>(out.coeffs.size()), "mask coefficients");
+  return out;
+}
+
+Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const DecodeOptions& opt) {
+  check_view(rows, "prediction");
+  if (rows.cols < 6)
+    throw InvalidArgument("end-to-end prediction rows have " + std::to_string(rows.cols) +
+                          " values; expected x1 y1 x2 y2 score class and mask coefficients");
+  if (num_classes < 1) throw InvalidArgument("num_classes must be >= 1");
+  check_options(opt, num_classes);
+  const int64_t nm = rows.cols - 6;
+  Detections out;
+  out.num_coeffs = nm;
+  for (int64_t r = 0; r < rows.rows && out.size() < opt.max_det; ++r) {
+    const float score = rows.at(r, 4);
+    if (!(score > opt.conf)) continue;
+    const float cls_f = rows.at(r, 5);
+    const int32_t cls = std::isfinite(cls_f) ? static_cast<int32_t>(std::lround(cls_f)) : -1;
+    if (cls < 0 || cls >= num_classes)
+      throw InvalidArgument("end-to-end prediction has class id " + std::to_string(cls_f) +
+                            " outside [0, " + std::to_string(num_classes) + ")");
+    if (!allowed(opt, cls)) continue;
+    for (int c = 0; c < 4; ++c) out.boxes.push_back(rows.at(r, c));
+    out.scores.push_back(score);
+    out.classes.push_back(cls);
+    for (int64_t c = 0; c < nm; ++c) out.coeffs.push_back(rows.at(r, 6 + c));
+  }
+  check_finite(out.boxes.data(), static_cast<int64_t>(out.boxes.size()), "box coordinates");
+  check_finite(out.coeffs.data(), static_cast<int64_t>(out.coeffs.size()), "mask coefficients");
+  return out;
+}
+
+}  // namespace edgeseg

@@ -1,0 +1,43 @@
+#include <algorithm>
+#include <cmath>
+
+#include "edgeseg/core.hpp"
+
+namespace edgeseg {
+namespace {
+// Python's round(): ties to even. The reference rounds this way, and 0.5 ties do occur
+// (e.g. a 1280x853 image halved to 426.5 rows).
+int64_t round_even(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
+}  // namespace
+
+Letterbox make_letterbox(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t dst_w) {
+  if (src_h <= 0 || src_w <= 0) throw InvalidArgument("image size must be positive");
+  if (dst_h <= 0 || dst_w <= 0) throw InvalidArgument("model input size must be positive");
+  Letterbox lb;
+  lb.src_h = src_h;
+  lb.src_w = src_w;
+  lb.dst_h = dst_h;
+  lb.dst_w = dst_w;
+  const double r = std::min(static_cast<double>(dst_h) / src_h, static_cast<double>(dst_w) / src_w);
+  lb.new_w = std::max<int64_t>(round_even(src_w * r), 1);
+  lb.new_h = std::max<int64_t>(round_even(src_h * r), 1);
+  lb.pad_left = round_even((dst_w - lb.new_w) / 2.0 - 0.1);
+  lb.pad_top = round_even((dst_h - lb.new_h) / 2.0 - 0.1);
+  return lb;
+}
+
+void unletterbox_boxes(float* boxes, int64_t n, const Letterbox& lb) {
+  const float gain_x = static_cast<float>(static_cast<double>(lb.new_w) / lb.src_w);
+  const float gain_y = static_cast<float>(static_cast<double>(lb.new_h) / lb.src_h);
+  const float px = static_cast<float>(lb.pad_left), py = static_cast<float>(lb.pad_top);
+  const float w = static_cast<float>(lb.src_w), h = static_cast<float>(lb.src_h);
+  for (int64_t i = 0; i < n; ++i) {
+    float* b = boxes + 4 * i;
+    b[0] = std::clamp((b[0] - px) / gain_x, 0.f, w);
+    b[1] = std::clamp((b[1] - py) / gain_y, 0.f, h);
+    b[2] = std::clamp((b[2] - px) / gain_x, 0.f, w);
+    b[3] = std::clamp((b[3] - py) / gain_y, 0.f, h);
+  }
+}
+
+}  // namespace edgeseg

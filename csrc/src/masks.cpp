@@ -1,0 +1,260 @@
+// Box-cropped instance masks at source resolution.
+//
+// The reference (Ultralytics, retina masks) upsamples the full prototype-resolution logits of
+// every detection: first by a factor f in {1, 2, 4} so that the letterbox padding falls on whole
+// pixels, then, after cutting the padding away, bilinearly to the source image size; it then
+// zeroes everything outside the box. Both resizes are linear and separable, so here each output
+// row and column is one small weighted sum of prototype rows/columns (an "axis plan" built once
+// per image), and only pixels inside each box are ever computed: logits for the prototype
+// window under the box, a horizontal pass, a vertical pass, and the sign test.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "edgeseg/core.hpp"
+
+namespace edgeseg {
+namespace {
+
+constexpr int kTaps = 4;  // two chained bilinear resizes touch at most 3 source samples
+
+// Source position of output index `o` for a bilinear resize with half-pixel centres and the
+// given input/output scale, as PyTorch computes it (float arithmetic, clamped at 0 and at the
+// last input sample).
+void linear_source(float scale, int64_t o, int64_t in_len, int64_t* i0, int64_t* i1, float* w1) {
+  float src = scale * (static_cast<float>(o) + 0.5f) - 0.5f;
+  if (src < 0.f) src = 0.f;
+  *i0 = std::min<int64_t>(static_cast<int64_t>(src), in_len - 1);
+  *i1 = *i0 + (*i0 < in_len - 1 ? 1 : 0);
+  *w1 = std::clamp(src - static_cast<float>(*i0), 0.f, 1.f);
+}
+
+struct AxisPlan {
+  std::vector<int32_t> start;  // first prototype index feeding each output index
+  std::vector<float> weight;   // kTaps weights per output index, zero-padded
+};
+
+// Output index o of `out_len` <- crop [lo, hi) of the f-times upsampled axis <- prototype axis.
+AxisPlan make_axis_plan(int64_t proto_len, int64_t f, int64_t lo, int64_t hi, int64_t out_len) {
+  AxisPlan plan;
+  plan.start.resize(static_cast<size_t>(out_len));
+  plan.weight.assign(static_cast<size_t>(out_len * kTaps), 0.f);
+  const float scale2 = static_cast<float>(hi - lo) / static_cast<float>(out_len);
+  const float scale1 = 1.f / static_cast<float>(f);
+  for (int64_t o = 0; o < out_len; ++o) {
+    int64_t j[2];
+    float wj1;
+    linear_source(scale2, o, hi - lo, &j[0], &j[1], &wj1);
+    const float wj[2] = {1.f - wj1, wj1};
+    int64_t idx[4];
+    float w[4];
+    int n = 0;
+    for (int t = 0; t < 2; ++t) {
+      if (f == 1) {
+        idx[n] = lo + j[t];
+        w[n++] = wj[t];
+      } else {
+        int64_t p0, p1;
+        float q1;
+        linear_source(scale1, lo + j[t], proto_len, &p0, &p1, &q1);
+        idx[n] = p0;
+        w[n++] = wj[t] * (1.f - q1);
+        idx[n] = p1;
+        w[n++] = wj[t] * q1;
+      }
+    }
+    const int64_t first = *std::min_element(idx, idx + n);
+    plan.start[o] = static_cast<int32_t>(first);
+    for (int t = 0; t < n; ++t) {
+      if (idx[t] - first >= kTaps) throw std::logic_error("mask resampling needs too many taps");
+      plan.weight[o * kTaps + (idx[t] - first)] += w[t];
+    }
+  }
+  return plan;
+}
+
+// The reference's retina-mask geometry, for prototypes `stride` times smaller than the input.
+struct MaskGeometry {
+  int64_t f;                     // first upsampling factor
+  int64_t top, bottom, left, right;  // content window in the f-times upsampled prototypes
+};
+
+int64_t round_even(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
+
+MaskGeometry mask_geometry(int64_t ph, int64_t pw, int64_t stride, int64_t h, int64_t w) {
+  MaskGeometry g;
+  const double gain = std::min(static_cast<double>(stride * ph) / h,
+                               static_cast<double>(stride * pw) / w);
+  const int64_t pad = (stride * ph - std::max<int64_t>(round_even(h * gain), 1)) |
+                      (stride * pw - std::max<int64_t>(round_even(w * gain), 1));
+  g.f = stride / std::gcd(stride, pad | (pad / 2));
+  const int64_t fh = g.f * ph, fw = g.f * pw;
+  const double gain2 = std::min(static_cast<double>(fh) / h, static_cast<double>(fw) / w);
+  const int64_t new_h = std::max<int64_t>(round_even(h * gain2), 1);
+  const int64_t new_w = std::max<int64_t>(round_even(w * gain2), 1);
+  g.top = round_even((fh - new_h) / 2.0 - 0.1);
+  g.left = round_even((fw - new_w) / 2.0 - 0.1);
+  g.bottom = std::min(g.top + new_h, fh);
+  g.right = std::min(g.left + new_w, fw);
+  return g;
+}
+
+// Prototype window [lo, hi) feeding output indices [o0, o1).
+void proto_window(const AxisPlan& plan, int64_t o0, int64_t o1, int64_t* lo, int64_t* hi) {
+  *lo = plan.start[o0];
+  *hi = *lo;
+  for (int64_t o = o0; o < o1; ++o) *hi = std::max<int64_t>(*hi, plan.start[o] + kTaps);
+}
+
+struct Scratch {
+  std::vector<float> logits, rows, acc;
+};
+
+// Writes the crop [x0, x1) x [y0, y1) of one instance's mask; returns its pixel count.
+int64_t render_mask(const ProtoView& p, const float* coeff, const AxisPlan& px,
+                    const AxisPlan& py, int64_t x0, int64_t x1, int64_t y0, int64_t y1,
+                    uint8_t* bits, float* probs, Scratch& s) {
+  int64_t lx0, lx1, ly0, ly1;
+  proto_window(px, x0, x1, &lx0, &lx1);
+  proto_window(py, y0, y1, &ly0, &ly1);
+  // Windows may run past the prototype edge by up to kTaps - 1 zero-weight taps: pad with zeros.
+  const int64_t nx = lx1 - lx0, ny = ly1 - ly0;
+  const int64_t vx1 = std::min(lx1, p.width), vy1 = std::min(ly1, p.height);
+  s.logits.assign(static_cast<size_t>(nx * ny), 0.f);
+  float* __restrict lg = s.logits.data();
+  for (int64_t c = 0; c < p.channels; ++c) {
+    const float k = coeff[c];
+    for (int64_t y = ly0; y < vy1; ++y) {
+      const float* src = p.data + c * p.stride_c + y * p.stride_y + lx0 * p.stride_x;
+      float* __restrict dst = lg + (y - ly0) * nx;
+      if (p.stride_x == 1) {
+        for (int64_t x = 0; x < vx1 - lx0; ++x) dst[x] += k * src[x];
+      } else {
+        for (int64_t x = 0; x < vx1 - lx0; ++x) dst[x] += k * src[x * p.stride_x];
+      }
+    }
+  }
+  for (int64_t i = 0; i < nx * ny; ++i) {
+    if (!std::isfinite(lg[i]))
+      throw InvalidArgument(
+          "mask prototypes or coefficients give NaN or infinite logits; the model or its "
+          "quantization is broken (run `edgeseg info MODEL` to inspect it)");
+  }
+
+  // Horizontal pass: prototype rows of the window -> output columns of the box.
+  const int64_t bw = x1 - x0, bh = y1 - y0;
+  s.rows.resize(static_cast<size_t>(ny * bw));
+  float* __restrict rows = s.rows.data();
+  for (int64_t y = 0; y < ny; ++y) {
+    const float* l = lg + y * nx;
+    float* r = rows + y * bw;
+    for (int64_t x = 0; x < bw; ++x) {
+      const float* w = px.weight.data() + (x0 + x) * kTaps;
+      const float* v = l + (px.start[x0 + x] - lx0);
+      r[x] = w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3];
+    }
+  }
+
+  // Vertical pass and threshold at logit 0 (probability 0.5): no sigmoid unless soft masks.
+  s.acc.resize(static_cast<size_t>(bw));
+  float* __restrict acc = s.acc.data();
+  int64_t area = 0;
+  for (int64_t y = 0; y < bh; ++y) {
+    const float* w = py.weight.data() + (y0 + y) * kTaps;
+    const float* base = rows + (py.start[y0 + y] - ly0) * bw;
+    std::fill(acc, acc + bw, 0.f);
+    for (int t = 0; t < kTaps; ++t) {
+      if (w[t] == 0.f) continue;
+      const float wt = w[t];
+      const float* __restrict r = base + t * bw;
+      for (int64_t x = 0; x < bw; ++x) acc[x] += wt * r[x];
+    }
+    uint8_t* __restrict out = bits + y * bw;
+    int64_t row_area = 0;
+    for (int64_t x = 0; x < bw; ++x) {
+      out[x] = acc[x] > 0.f;
+      row_area += out[x];
+    }
+    area += row_area;
+    if (probs != nullptr) {
+      float* pr = probs + y * bw;
+      for (int64_t x = 0; x < bw; ++x) pr[x] = 1.f / (1.f + std::exp(-acc[x]));
+    }
+  }
+  return area;
+}
+
+// The pixels a box covers, as the reference's crop: columns c with x1 <= c < x2.
+void box_pixels(const float* b, int64_t w, int64_t h, int64_t* x0, int64_t* x1, int64_t* y0,
+                int64_t* y1) {
+  auto edge = [](float v, int64_t limit) {
+    return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(v)), 0, limit);
+  };
+  *x0 = edge(b[0], w);
+  *x1 = std::max(*x0, edge(b[2], w));
+  *y0 = edge(b[1], h);
+  *y1 = std::max(*y0, edge(b[3], h));
+}
+
+}  // namespace
+
+Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* boxes, int64_t n,
+                     int64_t input_h, int64_t input_w, int64_t src_h, int64_t src_w,
+                     const MaskOptions& opt) {
+  const ProtoView& p = protos;
+  if (p.data == nullptr || p.channels < 1 || p.height < 1 || p.width < 1)
+    throw InvalidArgument("prototypes must be a non-empty (channels, height, width) array");
+  if (n < 0) throw InvalidArgument("number of detections must be >= 0");
+  if (src_h < 1 || src_w < 1) throw InvalidArgument("image size must be positive");
+  if (input_h < 1 || input_w < 1 || input_h % p.height != 0 || input_w % p.width != 0 ||
+      input_h / p.height != input_w / p.width)
+    throw InvalidArgument("prototypes of " + std::to_string(p.height) + "x" +
+                          std::to_string(p.width) +
+                          " are not an integer fraction of the model input " +
+                          std::to_string(input_h) + "x" + std::to_string(input_w));
+  for (int64_t i = 0; i < 4 * n; ++i) {
+    if (!std::isfinite(boxes[i])) throw InvalidArgument("boxes contain NaN or infinity");
+  }
+
+  const MaskGeometry g = mask_geometry(p.height, p.width, input_h / p.height, src_h, src_w);
+  const AxisPlan plan_x = make_axis_plan(p.width, g.f, g.left, g.right, src_w);
+  const AxisPlan plan_y = make_axis_plan(p.height, g.f, g.top, g.bottom, src_h);
+
+  Masks m;
+  m.offsets.push_back(0);
+  // Size the output once: the sum of the box areas.
+  int64_t total = 0;
+  std::vector<int64_t> rect(static_cast<size_t>(4 * n));
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t* r = rect.data() + 4 * i;
+    box_pixels(boxes + 4 * i, src_w, src_h, &r[0], &r[1], &r[2], &r[3]);
+    total += (r[1] - r[0]) * (r[3] - r[2]);
+  }
+  m.bits.resize(static_cast<size_t>(total));
+  if (opt.soft) m.probs.resize(static_cast<size_t>(total));
+
+  thread_local Scratch scratch;
+  int64_t offset = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t* r = rect.data() + 4 * i;
+    const int64_t x0 = r[0], x1 = r[1], y0 = r[2], y1 = r[3];
+    int64_t area = 0;
+    if (x1 > x0 && y1 > y0) {
+      area = render_mask(p, coeffs + i * p.channels, plan_x, plan_y, x0, x1, y0, y1,
+                         m.bits.data() + offset, opt.soft ? m.probs.data() + offset : nullptr,
+                         scratch);
+    }
+    if (area == 0 && opt.drop_empty) continue;
+    m.keep.push_back(i);
+    m.rects.insert(m.rects.end(), {static_cast<int32_t>(x0), static_cast<int32_t>(y0),
+                                   static_cast<int32_t>(x1 - x0), static_cast<int32_t>(y1 - y0)});
+    offset += (x1 - x0) * (y1 - y0);
+    m.offsets.push_back(offset);
+  }
+  m.bits.resize(static_cast<size_t>(offset));
+  if (opt.soft) m.probs.resize(static_cast<size_t>(offset));
+  return m;
+}
+
+}  // namespace edgeseg

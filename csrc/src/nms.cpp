@@ -1,0 +1,70 @@
+#include <algorithm>
+#include <numeric>
+#include <unordered_map>
+
+#include "edgeseg/core.hpp"
+
+namespace edgeseg {
+namespace {
+
+struct KeptBox {
+  float x1, y1, x2, y2, area;
+};
+
+// Strictly above the threshold suppresses, as torchvision does; a zero union (two degenerate
+// boxes) counts as no overlap rather than NaN.
+bool overlaps(const KeptBox& a, const float* b, float b_area, float iou) {
+  const float w = std::min(a.x2, b[2]) - std::max(a.x1, b[0]);
+  const float h = std::min(a.y2, b[3]) - std::max(a.y1, b[1]);
+  if (w <= 0.f || h <= 0.f) return false;
+  const float inter = w * h;
+  const float uni = a.area + b_area - inter;
+  return uni > 0.f && inter > iou * uni;
+}
+
+void check_nms_args(float iou, int64_t max_det) {
+  if (!(iou >= 0.f && iou <= 1.f)) throw InvalidArgument("iou must be in [0, 1]");
+  if (max_det < 0) throw InvalidArgument("max_det must be >= 0");
+}
+
+}  // namespace
+
+std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, const int64_t* order,
+                                 int64_t n, float iou, int64_t max_det, bool agnostic) {
+  check_nms_args(iou, max_det);
+  std::vector<int64_t> keep;
+  if (n == 0 || max_det == 0) return keep;
+  // Kept boxes grouped by class: a candidate only meets the boxes it can be suppressed by.
+  std::unordered_map<int32_t, std::vector<KeptBox>> kept;
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t i = order[k];
+    const float* b = boxes + 4 * i;
+    const float area = (b[2] - b[0]) * (b[3] - b[1]);
+    auto& group = kept[agnostic ? 0 : classes[i]];
+    bool suppressed = false;
+    for (const KeptBox& a : group) {
+      if (overlaps(a, b, area, iou)) {
+        suppressed = true;
+        break;
+      }
+    }
+    if (suppressed) continue;
+    group.push_back({b[0], b[1], b[2], b[3], area});
+    keep.push_back(i);
+    if (static_cast<int64_t>(keep.size()) == max_det) break;
+  }
+  return keep;
+}
+
+std::vector<int64_t> nms(const float* boxes, const float* scores, const int32_t* classes,
+                         int64_t n, float iou, int64_t max_det, bool agnostic) {
+  check_nms_args(iou, max_det);
+  if (n < 0) throw InvalidArgument("number of boxes must be >= 0");
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [scores](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+  return nms_ordered(boxes, classes, order.data(), n, iou, max_det, agnostic);
+}
+
+}  // namespace edgeseg

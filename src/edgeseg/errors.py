@@ -1,0 +1,11 @@
+"""Exceptions raised by edgeseg. All are ``ValueError`` subclasses, so ``except ValueError`` catches them."""
+
+from __future__ import annotations
+
+
+class ModelError(ValueError):
+    """The model file is missing, corrupt, or has a layout edgeseg does not support."""
+
+
+class ImageError(ValueError):
+    """An input image is missing, unreadable, or has an unsupported shape or dtype."""

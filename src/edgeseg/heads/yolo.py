@@ -1,0 +1,77 @@
+"""Ultralytics YOLOv8 / YOLO11 segmentation heads: the raw head and the end-to-end (NMS in graph) export."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._core import Letterbox
+from ..masks import InstanceMasks
+from .base import Instances, PostprocessOptions
+
+
+class _YoloSegBase:
+    def __init__(self, spec) -> None:  # noqa: ANN001 - ModelSpec
+        self.spec = spec
+
+    def _prototypes(self, outputs: list[np.ndarray], index: int) -> np.ndarray:
+        protos = outputs[self.spec.prototypes_output][index]
+        return protos.transpose(2, 0, 1) if self.spec.prototypes_nhwc else protos
+
+    def _finish(
+        self,
+        outputs: list[np.ndarray],
+        index: int,
+        lb: Letterbox,
+        options: PostprocessOptions,
+        decoded: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ) -> Instances:
+        boxes, scores, class_ids, coeffs = decoded
+        image_hw = (lb.src_h, lb.src_w)
+        boxes = _core.unletterbox_boxes(boxes, lb)
+        keep, rects, offsets, bits, probs = _core.assemble_masks(
+            self._prototypes(outputs, index),
+            coeffs,
+            boxes,
+            (lb.dst_h, lb.dst_w),
+            image_hw,
+            soft=options.soft_masks,
+        )
+        if len(keep) != len(boxes):  # instances whose mask is empty are dropped, as in the reference
+            boxes, scores, class_ids = boxes[keep], scores[keep], class_ids[keep]
+        return Instances(boxes, scores, class_ids, InstanceMasks(rects, offsets, bits, image_hw, probs))
+
+
+class YoloHead(_YoloSegBase):
+    """Raw head: [features, anchors] with features = cx, cy, w, h, class scores, mask coefficients."""
+
+    def __call__(
+        self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions
+    ) -> Instances:
+        pred = outputs[self.spec.detections_output][index]
+        if self.spec.detections_anchor_major:
+            pred = pred.T  # a view: the core reads through strides
+        decoded = _core.decode_yolo(
+            pred,
+            self.spec.num_classes,
+            options.conf,
+            options.iou,
+            options.max_det,
+            options.pre_nms_topk,
+            options.agnostic,
+            options.class_allowed,
+        )
+        return self._finish(outputs, index, lb, options, decoded)
+
+
+class YoloE2EHead(_YoloSegBase):
+    """End-to-end export: rows of x1, y1, x2, y2, score, class, mask coefficients, already NMS-ed."""
+
+    def __call__(
+        self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions
+    ) -> Instances:
+        rows = outputs[self.spec.detections_output][index]
+        decoded = _core.decode_yolo_e2e(
+            rows, self.spec.num_classes, options.conf, options.max_det, options.class_allowed
+        )
+        return self._finish(outputs, index, lb, options, decoded)

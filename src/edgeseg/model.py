@@ -1,0 +1,198 @@
+"""Model: load once, call per frame."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Optional, Union, overload
+
+import numpy as np
+
+from .errors import ModelError
+from .heads import PostprocessOptions, make_head
+from .io import ImageSource, read_image
+from .preprocess import fit_input_size, letterbox, to_input
+from .result import Result
+from .runtimes import Runtime, open_runtime
+from .spec import ModelSpec, build_spec
+
+ClassSelector = Iterable[Union[int, str]]
+
+
+class Model:
+    """A loaded instance-segmentation model. Create with ``edgeseg.load``.
+
+    Calling it is thread-safe: a Model holds no per-call state, so one instance can serve
+    several threads (ONNX Runtime runs concurrent sessions calls safely).
+    """
+
+    def __init__(self, runtime: Runtime, spec: ModelSpec, rect: bool = True, max_batch: int = 8) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.runtime = runtime
+        self.spec = spec
+        self.rect = rect
+        self.max_batch = spec.batch if spec.batch is not None else max_batch
+        self._head = make_head(spec)
+
+    def __repr__(self) -> str:
+        return f"Model({self.spec.path!r}, head={self.spec.head}, runtime={self.runtime.name}, classes={self.spec.num_classes})"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Class names by class index."""
+        return self.spec.names
+
+    @overload
+    def __call__(self, images: ImageSource, conf: float = ..., iou: float = ..., max_det: int = ...,
+                 classes: Optional[ClassSelector] = ..., agnostic: bool = ..., *, rgb: bool = ...,
+                 soft_masks: bool = ..., pre_nms_topk: int = ...) -> Result: ...  # fmt: skip
+
+    @overload
+    def __call__(self, images: Sequence[ImageSource], conf: float = ..., iou: float = ..., max_det: int = ...,
+                 classes: Optional[ClassSelector] = ..., agnostic: bool = ..., *, rgb: bool = ...,
+                 soft_masks: bool = ..., pre_nms_topk: int = ...) -> list[Result]: ...  # fmt: skip
+
+    def __call__(
+        self,
+        images: Union[ImageSource, Sequence[ImageSource]],
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        classes: Optional[ClassSelector] = None,
+        agnostic: bool = False,
+        *,
+        rgb: bool = False,
+        soft_masks: bool = False,
+        pre_nms_topk: int = 30000,
+    ) -> Union[Result, list[Result]]:
+        """Segment one image or a list of images.
+
+        Args:
+            images: a path, a uint8 array (BGR, OpenCV's convention), or a list of them. Lists go
+                through the model in batches when its batch dimension allows.
+            conf: minimum class score (strictly above) of a detection.
+            iou: IoU above which NMS suppresses the lower-scoring of two boxes.
+            max_det: most detections kept per image.
+            classes: keep only these classes (indices or names).
+            agnostic: NMS across classes instead of within each class.
+            rgb: arrays are RGB rather than BGR.
+            soft_masks: also compute per-pixel probabilities (``result.masks.soft(i)``).
+            pre_nms_topk: most candidates entering NMS, highest scores first.
+
+        Returns:
+            A ``Result`` for a single image, a list of them for a list.
+        """
+        single = isinstance(images, (str, os.PathLike, np.ndarray))
+        items = [images] if single else list(images)
+        if not items:
+            raise ValueError("no images given: pass a path, an array, or a non-empty list of them")
+        options = PostprocessOptions(
+            conf=float(conf),
+            iou=float(iou),
+            max_det=int(max_det),
+            pre_nms_topk=int(pre_nms_topk),
+            agnostic=bool(agnostic),
+            class_allowed=self._class_flags(classes),
+            soft_masks=bool(soft_masks),
+        )
+        results: list[Result] = []
+        for start in range(0, len(items), self.max_batch):
+            results.extend(self._run_batch(items[start : start + self.max_batch], options, rgb))
+        return results[0] if single else results
+
+    def _class_flags(self, classes: Optional[ClassSelector]) -> Optional[np.ndarray]:
+        if classes is None:
+            return None
+        if isinstance(classes, (int, str)):
+            classes = [classes]
+        flags = np.zeros(self.spec.num_classes, dtype=np.uint8)
+        for c in classes:
+            if isinstance(c, str):
+                if c not in self.spec.names:
+                    raise ValueError(f"unknown class name {c!r}; this model's classes are: {', '.join(self.spec.names)}")
+                flags[self.spec.names.index(c)] = 1
+            elif isinstance(c, (int, np.integer)) and 0 <= c < self.spec.num_classes:
+                flags[int(c)] = 1
+            else:
+                raise ValueError(f"class {c!r} is not a class name or an index in [0, {self.spec.num_classes})")
+        return flags
+
+    def input_size(self, image_shapes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        """The model input (height, width) used for a batch of images of these (height, width)s."""
+        if self.spec.dynamic_hw and self.rect and len(set(image_shapes)) == 1:
+            return fit_input_size(image_shapes[0], self.spec.imgsz, self.spec.stride)
+        return self.spec.imgsz
+
+    def _run_batch(self, sources: list[ImageSource], options: PostprocessOptions, rgb: bool) -> list[Result]:
+        t0 = time.perf_counter()
+        images = [read_image(s, rgb=rgb) for s in sources]
+        in_h, in_w = self.input_size([im.shape[:2] for im in images])
+        batch = len(images) if self.spec.batch is None else self.spec.batch
+        nchw = self.spec.input_layout == "NCHW"
+        tensor = np.zeros((batch, 3, in_h, in_w) if nchw else (batch, in_h, in_w, 3), dtype=np.float32)
+        boxes = []
+        for i, image in enumerate(images):
+            canvas, lb = letterbox(image, (in_h, in_w))
+            to_input(canvas, tensor[i], self.spec.input_layout)
+            boxes.append(lb)
+        t1 = time.perf_counter()
+        outputs = self.runtime.run({self.spec.input.name: tensor})
+        t2 = time.perf_counter()
+        n = len(images)
+        pre_ms, inf_ms = (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n
+        results = []
+        for i, image in enumerate(images):
+            t3 = time.perf_counter()
+            inst = self._head(outputs, i, boxes[i], options)
+            post_ms = (time.perf_counter() - t3) * 1e3
+            source = sources[i]
+            results.append(
+                Result(
+                    boxes=inst.boxes,
+                    scores=inst.scores,
+                    class_ids=inst.class_ids,
+                    names=self.spec.names,
+                    masks=inst.masks,
+                    image_shape=image.shape[:2],
+                    timings={"preprocess": pre_ms, "inference": inf_ms, "postprocess": post_ms},
+                    path=Path(source) if isinstance(source, (str, os.PathLike)) else None,
+                )
+            )
+        return results
+
+
+def load(
+    path: Union[str, os.PathLike],
+    *,
+    providers: Optional[Sequence[Any]] = None,
+    threads: Optional[int] = None,
+    session_options: Any = None,
+    imgsz: Optional[Union[int, Sequence[int]]] = None,
+    rect: bool = True,
+    names: Optional[Sequence[str]] = None,
+    max_batch: int = 8,
+) -> Model:
+    """Load a segmentation model; everything about it is read from the file.
+
+    Args:
+        path: an ``.onnx`` file (Ultralytics YOLOv8/YOLO11-seg export: raw or end-to-end,
+            float or dynamically quantized, fixed or dynamic input size).
+        providers: ONNX Runtime execution providers in priority order, e.g. ``["tensorrt", "cuda"]``;
+            unavailable ones are skipped with a warning; CPU is always the last resort.
+        threads: intra-op threads (default: the runtime's choice).
+        session_options: ``onnxruntime.SessionOptions`` or a dict of its attributes.
+        imgsz: input size for dynamic-size models (int or (h, w)); default from the model's metadata.
+        rect: for dynamic-size models, letterbox to the smallest stride multiple that holds the
+            image (e.g. 384x640 for 16:9) instead of the full ``imgsz`` square.
+        names: class names overriding the model's own.
+        max_batch: most images per inference call for models with a dynamic batch dimension.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p}: no such model file")
+    runtime = open_runtime(p, providers=providers, threads=threads, session_options=session_options)
+    spec = build_spec(str(p), runtime, names=names, imgsz=imgsz)
+    return Model(runtime, spec, rect=rect, max_batch=max_batch)

@@ -1,0 +1,90 @@
+"""Result: the instances found in one image, in original-image pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from .coco import COCO80_TO_91, is_coco80
+from .masks import InstanceMasks
+
+CategoryMap = Union[Mapping[int, int], Sequence[int]]
+
+
+@dataclass
+class Result:
+    """Instances of one image.
+
+    Attributes:
+        boxes: (N, 4) float32 ``x1, y1, x2, y2`` in original image pixels, clipped to the image.
+        scores: (N,) float32 confidence, descending.
+        class_ids: (N,) int32 class index into ``names``.
+        names: the model's class names, by class index.
+        masks: the N masks, each cropped to its box (see ``InstanceMasks``).
+        image_shape: ``(height, width)`` of the original image.
+        timings: milliseconds spent per stage: ``preprocess``, ``inference``, ``postprocess``.
+        path: the image file, when the input was a path.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    names: tuple[str, ...]
+    masks: InstanceMasks
+    image_shape: tuple[int, int]
+    timings: dict[str, float] = field(default_factory=dict)
+    path: Optional[Path] = None
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __repr__(self) -> str:
+        counts = self.counts()
+        summary = ", ".join(f"{n} {name}" for name, n in counts.items()) or "no instances"
+        return f"Result({summary}; image {self.image_shape[1]}x{self.image_shape[0]})"
+
+    @property
+    def labels(self) -> list[str]:
+        """Class name of each instance."""
+        return [self.names[int(c)] for c in self.class_ids]
+
+    def counts(self) -> dict[str, int]:
+        """Number of instances per class name, most frequent first."""
+        names, n = np.unique(self.class_ids, return_counts=True)
+        pairs = sorted(zip((self.names[int(c)] for c in names), n.tolist()), key=lambda p: -p[1])
+        return dict(pairs)
+
+    def to_coco(self, image_id: int, category_map: Optional[CategoryMap] = None) -> list[dict]:
+        """COCO results-format dicts (bbox ``[x, y, w, h]``, score, RLE segmentation).
+
+        Args:
+            image_id: the COCO image id.
+            category_map: category id of each class index (a dict or a sequence). Default: COCO's
+                91-id scheme for models with the 80 COCO classes, else the class index itself.
+        """
+        if category_map is None:
+            category_map = COCO80_TO_91 if is_coco80(self.names) else range(len(self.names))
+        rles = self.masks.rle()
+        out = []
+        for i in range(len(self)):
+            x1, y1, x2, y2 = (float(v) for v in self.boxes[i])
+            out.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(category_map[int(self.class_ids[i])]),
+                    "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+                    "score": round(float(self.scores[i]), 5),
+                    "segmentation": rles[i],
+                }
+            )
+        return out
+
+    def draw(self, image: np.ndarray, alpha: float = 0.45, labels: bool = True) -> np.ndarray:
+        """A copy of the BGR ``image`` with masks, boxes and labels drawn on it."""
+        from .draw import draw_result
+
+        return draw_result(image, self, alpha=alpha, labels=labels)

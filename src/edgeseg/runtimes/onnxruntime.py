@@ -1,0 +1,151 @@
+"""ONNX Runtime backend."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ..errors import ModelError
+from .base import TensorInfo
+
+log = logging.getLogger("edgeseg")
+
+# Short names users type on a device, mapped to ONNX Runtime's provider names.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "acl": "ACLExecutionProvider",
+    "armnn": "ArmNNExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "dml": "DmlExecutionProvider",
+}
+
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(bool)": np.bool_,
+}
+
+ProviderSpec = Union[str, tuple[str, dict[str, Any]]]
+
+
+def resolve_providers(requested: Optional[Sequence[ProviderSpec]], available: Sequence[str]) -> list[ProviderSpec]:
+    """Requested providers in priority order, minus the ones this onnxruntime build lacks, CPU last.
+
+    A requested provider that is not available is dropped with a logged warning, so the same
+    configuration runs on a Jetson (TensorRT, CUDA) and on a laptop (CPU).
+    """
+    chosen: list[ProviderSpec] = []
+    for spec in requested or ["cpu"]:
+        name, opts = (spec, None) if isinstance(spec, str) else spec
+        full = PROVIDER_ALIASES.get(name.lower(), name)
+        if full not in available:
+            log.warning(
+                "execution provider %s is not available in this onnxruntime build (available: %s); skipping it",
+                full,
+                ", ".join(available),
+            )
+            continue
+        chosen.append(full if opts is None else (full, opts))
+    names = [c if isinstance(c, str) else c[0] for c in chosen]
+    if "CPUExecutionProvider" not in names:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class OnnxRuntime:
+    """An ONNX model in an ``onnxruntime.InferenceSession``.
+
+    Args:
+        path: the ``.onnx`` file.
+        providers: execution providers in priority order, as ONNX Runtime names or short aliases
+            (``"cuda"``, ``"tensorrt"``, ``"openvino"``, ``"xnnpack"``, ``"acl"``), optionally as
+            ``(name, provider_options)`` pairs. Default: CPU.
+        threads: intra-op thread count (default: ONNX Runtime's choice, one per core).
+        session_options: an ``onnxruntime.SessionOptions``, or a dict of its attributes
+            (e.g. ``{"graph_optimization_level": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}``).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        path: Path,
+        providers: Optional[Sequence[ProviderSpec]] = None,
+        threads: Optional[int] = None,
+        session_options: Any = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        if isinstance(session_options, ort.SessionOptions):
+            so = session_options
+        else:
+            so = ort.SessionOptions()
+            for key, value in (session_options or {}).items():
+                if not hasattr(so, key):
+                    raise ValueError(f"onnxruntime.SessionOptions has no option {key!r}")
+                setattr(so, key, value)
+        if threads is not None:
+            so.intra_op_num_threads = threads
+        so.log_severity_level = 3  # keep ONNX Runtime's own warnings out of users' logs
+        chosen = resolve_providers(providers, ort.get_available_providers())
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=so, providers=chosen)
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelError(
+                f"{path}: ONNX Runtime cannot load this file ({type(exc).__name__}: {str(exc).strip()[:300]}). "
+                "Is it a complete, valid .onnx model? Re-export or re-download it."
+            ) from exc
+        self._threads = threads
+        self._inputs = [_info(t) for t in self._session.get_inputs()]
+        self._outputs = [_info(t) for t in self._session.get_outputs()]
+        self._metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        """The model's inputs."""
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        """The model's outputs."""
+        return self._outputs
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The ONNX custom metadata map (Ultralytics stores names, imgsz, stride, task there)."""
+        return self._metadata
+
+    @property
+    def providers(self) -> list[str]:
+        """Providers the session actually uses."""
+        return list(self._session.get_providers())
+
+    @property
+    def threads(self) -> Optional[int]:
+        """Intra-op threads requested."""
+        return self._threads
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run the session (thread-safe: ONNX Runtime allows concurrent ``run`` on one session)."""
+        return self._session.run(None, feeds)
+
+
+def _info(arg: Any) -> TensorInfo:
+    shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in arg.shape)
+    return TensorInfo(arg.name, shape, np.dtype(_ORT_DTYPES.get(arg.type, object)))

@@ -1,0 +1,244 @@
+"""ModelSpec: what edgeseg learns about a model once, at load time, from its metadata and graph.
+
+Everything downstream reads the spec; nothing downstream re-guesses from shapes.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from .coco import COCO80_NAMES
+from .errors import ModelError
+from .runtimes.base import Runtime, TensorInfo
+
+log = logging.getLogger("edgeseg")
+
+HEADS = ("yolo", "yolo_e2e")
+
+SUPPORTED_LAYOUTS = """Supported layouts (Ultralytics YOLOv8/YOLO11 segmentation exports):
+  raw head:    one input [B, 3, H, W] (or NHWC); outputs [B, 4 + classes + C, anchors] (or transposed)
+               and prototypes [B, C, h, w] (or NHWC)
+  end-to-end:  outputs [B, K, 6 + C] (x1, y1, x2, y2, score, class, C coefficients) and prototypes"""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything about a model that pre- and postprocessing need.
+
+    Attributes:
+        path: model file.
+        runtime: runtime name (``"onnxruntime"``).
+        head: ``"yolo"`` (raw head, NMS in edgeseg) or ``"yolo_e2e"`` (NMS inside the graph).
+        task: ``"segment"``.
+        input: the image input tensor.
+        input_layout: ``"NCHW"`` or ``"NHWC"``.
+        imgsz: default input (height, width); for dynamic models the largest side it letterboxes into.
+        dynamic_hw: whether the input height and width are dynamic.
+        batch: fixed batch size, or None when the batch dimension is dynamic.
+        stride: the model's largest stride; dynamic inputs are multiples of it.
+        names: class names by class index.
+        num_coeffs: mask coefficients per detection (= number of prototypes).
+        detections_output: index of the detections output.
+        detections_anchor_major: the raw head output is [B, anchors, features] instead of [B, features, anchors].
+        prototypes_output: index of the prototypes output.
+        prototypes_nhwc: prototypes are [B, h, w, C] instead of [B, C, h, w].
+        outputs: all outputs, as the runtime reports them.
+    """
+
+    path: str
+    runtime: str
+    head: str
+    task: str
+    input: TensorInfo
+    input_layout: str
+    imgsz: tuple[int, int]
+    dynamic_hw: bool
+    batch: Optional[int]
+    stride: int
+    names: tuple[str, ...]
+    num_coeffs: int
+    detections_output: int
+    detections_anchor_major: bool
+    prototypes_output: int
+    prototypes_nhwc: bool
+    outputs: tuple[TensorInfo, ...]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.names)
+
+    def describe(self) -> str:
+        """A human-readable summary, as printed by ``edgeseg info``."""
+        batch = "dynamic" if self.batch is None else str(self.batch)
+        lines = [
+            f"model:       {self.path}",
+            f"runtime:     {self.runtime}",
+            f"head:        {self.head} ({'NMS in the graph' if self.head == 'yolo_e2e' else 'NMS by edgeseg'})",
+            f"task:        {self.task}",
+            f"input:       {self.input.describe()} {self.input_layout}",
+            f"imgsz:       {self.imgsz[0]}x{self.imgsz[1]}{' (dynamic, letterboxed to stride multiples)' if self.dynamic_hw else ''}",
+            f"batch:       {batch}",
+            f"stride:      {self.stride}",
+            f"classes:     {self.num_classes} ({', '.join(self.names[:6])}{', ...' if self.num_classes > 6 else ''})",
+            f"mask coeffs: {self.num_coeffs}",
+        ]
+        for i, o in enumerate(self.outputs):
+            role = {self.detections_output: "detections", self.prototypes_output: "prototypes"}.get(i, "unused")
+            lines.append(f"output {i}:    {o.describe()} ({role})")
+        return "\n".join(lines)
+
+
+def _literal(text: Optional[str]) -> Any:
+    if text is None:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+
+
+def _names_from_metadata(meta: dict[str, str]) -> Optional[tuple[str, ...]]:
+    names = _literal(meta.get("names"))
+    if isinstance(names, dict) and names and all(isinstance(k, int) for k in names):
+        return tuple(str(names[k]) for k in sorted(names))
+    if isinstance(names, (list, tuple)) and names:
+        return tuple(str(n) for n in names)
+    return None
+
+
+def _unsupported(path: str, rt: Runtime, why: str) -> ModelError:
+    ins = "; ".join(t.describe() for t in rt.inputs) or "none"
+    outs = "; ".join(t.describe() for t in rt.outputs) or "none"
+    return ModelError(f"{path}: {why}.\n  found inputs: {ins}\n  found outputs: {outs}\n{SUPPORTED_LAYOUTS}")
+
+
+def build_spec(
+    path: str,
+    rt: Runtime,
+    names: Optional[Sequence[str]] = None,
+    imgsz: Optional[int | Sequence[int]] = None,
+) -> ModelSpec:
+    """Read a ModelSpec off a loaded model: metadata first, then the graph's shapes.
+
+    Args:
+        path: model file (for messages).
+        rt: the loaded runtime.
+        names: class names overriding the model's own.
+        imgsz: input size overriding the model's default (dynamic-size models only), an int or (h, w).
+    """
+    meta = rt.metadata
+    task = meta.get("task", "segment")
+    if task != "segment":
+        raise _unsupported(path, rt, f"the model's metadata says task={task!r}; edgeseg runs segmentation models")
+    if len(rt.inputs) != 1 or len(rt.inputs[0].shape) != 4:
+        raise _unsupported(path, rt, "expected one image input of rank 4")
+    inp = rt.inputs[0]
+    if inp.dtype != np.float32:
+        raise _unsupported(path, rt, f"input dtype {inp.dtype} is not supported yet (float32 only)")
+    b, d1, d2, d3 = inp.shape
+    if d1 == 3 or (d1 is None and d3 != 3):
+        layout, (h, w) = "NCHW", (d2, d3)
+    elif d3 == 3:
+        layout, (h, w) = "NHWC", (d1, d2)
+    else:
+        raise _unsupported(path, rt, "cannot tell the input's channel axis (expected 3 channels)")
+
+    stride = int(_literal(meta.get("stride")) or 32)
+    dynamic_hw = h is None or w is None
+    meta_imgsz = _literal(meta.get("imgsz"))
+    if isinstance(meta_imgsz, int):
+        meta_imgsz = (meta_imgsz, meta_imgsz)
+    if imgsz is not None:
+        size = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
+        if len(size) != 2 or any(int(s) <= 0 or int(s) % stride for s in size):
+            raise ValueError(f"imgsz must be a positive multiple of the stride {stride} (or a pair), got {imgsz!r}")
+        if not dynamic_hw and (size[0], size[1]) != (h, w):
+            raise ValueError(f"this model has a fixed {h}x{w} input; imgsz={imgsz!r} needs a dynamic-size export")
+        size = (int(size[0]), int(size[1]))
+    elif not dynamic_hw:
+        size = (int(h), int(w))
+    elif isinstance(meta_imgsz, (list, tuple)) and len(meta_imgsz) == 2:
+        size = (int(meta_imgsz[0]), int(meta_imgsz[1]))
+    else:
+        size = (640, 640)
+
+    rank4 = [i for i, o in enumerate(rt.outputs) if len(o.shape) == 4]
+    rank3 = [i for i, o in enumerate(rt.outputs) if len(o.shape) == 3]
+    if len(rank4) != 1 or len(rank3) != 1:
+        raise _unsupported(path, rt, "expected one detections output (rank 3) and one prototypes output (rank 4)")
+    proto_i, det_i = rank4[0], rank3[0]
+    p = rt.outputs[proto_i].shape
+    if p[1] is not None and (p[3] is None or p[1] < p[3]):
+        nm, proto_nhwc = p[1], False
+    elif p[3] is not None:
+        nm, proto_nhwc = p[3], True
+    else:
+        raise _unsupported(path, rt, "cannot tell the number of mask prototypes")
+
+    user_names = tuple(str(n) for n in names) if names is not None else None
+    meta_names = _names_from_metadata(meta)
+    known_nc = len(user_names or meta_names or ()) or None
+    args = _literal(meta.get("args"))
+    e2e_meta = (isinstance(args, dict) and bool(args.get("nms"))) or meta.get("end2end") == "True"
+
+    _, a, c = rt.outputs[det_i].shape
+
+    def raw_nc(features: Optional[int], anchors: Optional[int]) -> Optional[int]:
+        if features is None:
+            return known_nc  # dynamic feature dimension: trust the class names
+        nc = features - 4 - nm
+        if nc < 1 or (known_nc is not None and nc != known_nc):
+            return None
+        return nc if anchors is None or anchors > features else None
+
+    head, anchor_major = "yolo", False
+    if e2e_meta and c == 6 + nm:
+        head, nc = "yolo_e2e", known_nc
+    elif (nc := raw_nc(a, c)) is not None:
+        pass
+    elif (nc := raw_nc(c, a)) is not None:
+        anchor_major = True
+    elif c == 6 + nm:
+        head, nc = "yolo_e2e", known_nc
+    else:
+        raise _unsupported(path, rt, "the detections output matches neither a raw YOLO-seg head nor an end-to-end one")
+
+    if user_names is not None:
+        final_names = user_names
+    elif meta_names is not None:
+        final_names = meta_names
+    elif nc == 80 or nc is None:
+        final_names = COCO80_NAMES
+        if nc is None:
+            log.warning("%s: no class names in the model; assuming the 80 COCO classes (pass names=...)", path)
+    else:
+        final_names = tuple(f"class_{i}" for i in range(nc))
+    if nc is not None and len(final_names) != nc:
+        raise ValueError(f"{path}: the model predicts {nc} classes but {len(final_names)} names were given")
+
+    return ModelSpec(
+        path=str(path),
+        runtime=rt.name,
+        head=head,
+        task="segment",
+        input=inp,
+        input_layout=layout,
+        imgsz=size,
+        dynamic_hw=dynamic_hw,
+        batch=b,
+        stride=stride,
+        names=final_names,
+        num_coeffs=int(nm),
+        detections_output=det_i,
+        detections_anchor_major=anchor_major,
+        prototypes_output=proto_i,
+        prototypes_nhwc=proto_nhwc,
+        outputs=tuple(rt.outputs),
+    )
