@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <string>
 
@@ -27,40 +28,48 @@ bool allowed(const DecodeOptions& opt, int32_t cls) {
   return opt.class_allowed.empty() || opt.class_allowed[static_cast<size_t>(cls)] != 0;
 }
 
-// Best class score and index per anchor. Scores are read exactly once, row by row when anchors
-// are contiguous (the usual [4+nc+nm, N] export) so the loop vectorizes. Returns whether any
-// score was NaN, which would otherwise silently hide detections.
+// One class row against the running best: branch-free so it vectorizes. Returns whether the row
+// held a NaN (it would otherwise silently hide detections: NaN never compares greater).
+int scan_row(const float* __restrict row, float* __restrict best, int32_t* __restrict cls,
+             int64_t n, int32_t c) {
+  int32_t nan = 0;
+  for (int64_t a = 0; a < n; ++a) {
+    const float v = row[a];
+    const float old = best[a];
+    nan |= static_cast<int32_t>(v != v);
+    const int32_t better = -static_cast<int32_t>(v > old);
+    best[a] = v > old ? v : old;
+    cls[a] = (c & better) | (cls[a] & ~better);
+  }
+  return nan;
+}
+
+// Best class score and index per anchor; every score is read exactly once. With anchors
+// contiguous (the usual [4+nc+nm, N] export) rows are scanned in anchor blocks that keep the
+// running best in L1. Returns whether any score was NaN.
 bool best_class(const View2D& pred, int64_t num_classes, std::vector<float>& best,
                 std::vector<int32_t>& cls) {
   const int64_t n = pred.cols;
   best.resize(static_cast<size_t>(n));
-  cls.assign(static_cast<size_t>(n), 0);
-  float* __restrict b = best.data();
-  int32_t* __restrict k = cls.data();
-  int nan = 0;
+  cls.resize(static_cast<size_t>(n));
+  float* b = best.data();
+  int32_t* k = cls.data();
+  int32_t nan = 0;
   if (pred.stride_col == 1) {
-    const float* row = pred.data + 4 * pred.stride_row;
-    for (int64_t a = 0; a < n; ++a) {
-      b[a] = row[a];
-      nan |= row[a] != row[a];
-    }
-    for (int32_t c = 1; c < num_classes; ++c) {
-      row = pred.data + (4 + c) * pred.stride_row;
-      for (int64_t a = 0; a < n; ++a) {
-        const float v = row[a];
-        nan |= v != v;
-        const bool better = v > b[a];
-        b[a] = better ? v : b[a];
-        k[a] = better ? c : k[a];
-      }
+    constexpr int64_t kBlock = 1024;
+    for (int64_t a0 = 0; a0 < n; a0 += kBlock) {
+      const int64_t len = std::min(kBlock, n - a0);
+      std::fill_n(b + a0, len, -std::numeric_limits<float>::infinity());
+      std::fill_n(k + a0, len, 0);
+      for (int32_t c = 0; c < num_classes; ++c)
+        nan |= scan_row(pred.data + (4 + c) * pred.stride_row + a0, b + a0, k + a0, len, c);
     }
   } else {
     for (int64_t a = 0; a < n; ++a) {
       const float* col = pred.data + a * pred.stride_col + 4 * pred.stride_row;
-      float top = col[0];
+      float top = -std::numeric_limits<float>::infinity();
       int32_t arg = 0;
-      nan |= top != top;
-      for (int32_t c = 1; c < num_classes; ++c) {
+      for (int32_t c = 0; c < num_classes; ++c) {
         const float v = col[c * pred.stride_row];
         nan |= v != v;
         if (v > top) {
@@ -93,6 +102,8 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
     throw InvalidArgument("prediction has " + std::to_string(pred.rows) +
                           " features per anchor; expected at least 4 box + " +
                           std::to_string(num_classes) + " class scores");
+  if (pred.cols > std::numeric_limits<int32_t>::max())
+    throw InvalidArgument("too many anchors (" + std::to_string(pred.cols) + ")");
   check_options(opt, num_classes);
   const int64_t nm = pred.rows - 4 - num_classes;
   Detections out;
@@ -105,12 +116,17 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
         "model output has NaN class scores; the model or its quantization is broken (run "
         "`edgeseg info MODEL` to inspect it)");
 
-  std::vector<int64_t> cand;
+  struct Candidate {
+    float score;
+    int32_t anchor;
+  };
+  std::vector<Candidate> cand;
   for (int64_t a = 0; a < pred.cols; ++a) {
-    if (best[a] > opt.conf && allowed(opt, cls[a])) cand.push_back(a);
+    if (best[a] > opt.conf && allowed(opt, cls[a]))
+      cand.push_back({best[a], static_cast<int32_t>(a)});
   }
-  auto by_score = [](int64_t a, int64_t b) {
-    return best[a] > best[b] || (best[a] == best[b] && a < b);
+  auto by_score = [](const Candidate& x, const Candidate& y) {
+    return x.score > y.score || (x.score == y.score && x.anchor < y.anchor);
   };
   if (static_cast<int64_t>(cand.size()) > opt.pre_nms_topk) {
     std::nth_element(cand.begin(), cand.begin() + opt.pre_nms_topk, cand.end(), by_score);
@@ -123,7 +139,7 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
   std::vector<int32_t> cand_cls(static_cast<size_t>(m));
   std::vector<int64_t> order(static_cast<size_t>(m));
   for (int64_t i = 0; i < m; ++i) {
-    const int64_t a = cand[i];
+    const int64_t a = cand[i].anchor;
     const float cx = pred.at(0, a), cy = pred.at(1, a);
     const float hw = pred.at(2, a) / 2, hh = pred.at(3, a) / 2;
     float* b = boxes.data() + 4 * i;
@@ -145,9 +161,9 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
   out.classes.resize(k);
   out.coeffs.resize(k * static_cast<size_t>(nm));
   for (size_t j = 0; j < k; ++j) {
-    const int64_t i = keep[j], a = cand[i];
+    const int64_t i = keep[j], a = cand[i].anchor;
     std::copy_n(boxes.data() + 4 * i, 4, out.boxes.data() + 4 * j);
-    out.scores[j] = best[a];
+    out.scores[j] = cand[i].score;
     out.classes[j] = cand_cls[i];
     for (int64_t c = 0; c < nm; ++c) out.coeffs[j * nm + c] = pred.at(4 + num_classes + c, a);
   }

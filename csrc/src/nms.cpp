@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <numeric>
-#include <unordered_map>
 
 #include "edgeseg/core.hpp"
 
@@ -34,13 +33,23 @@ std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, con
   check_nms_args(iou, max_det);
   std::vector<int64_t> keep;
   if (n == 0 || max_det == 0) return keep;
-  // Kept boxes grouped by class: a candidate only meets the boxes it can be suppressed by.
-  std::unordered_map<int32_t, std::vector<KeptBox>> kept;
+  // Kept boxes grouped by class: a candidate only meets the boxes it can suppress it. Groups are
+  // found by binary search in the sorted distinct classes (few, and no hashing per candidate).
+  std::vector<int32_t> distinct;
+  if (!agnostic) {
+    distinct.reserve(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k) distinct.push_back(classes[order[k]]);
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  }
+  std::vector<std::vector<KeptBox>> kept(agnostic ? 1 : distinct.size());
   for (int64_t k = 0; k < n; ++k) {
     const int64_t i = order[k];
     const float* b = boxes + 4 * i;
     const float area = (b[2] - b[0]) * (b[3] - b[1]);
-    auto& group = kept[agnostic ? 0 : classes[i]];
+    auto& group = agnostic ? kept[0]
+                           : kept[std::lower_bound(distinct.begin(), distinct.end(), classes[i]) -
+                                  distinct.begin()];
     bool suppressed = false;
     for (const KeptBox& a : group) {
       if (overlaps(a, b, area, iou)) {
