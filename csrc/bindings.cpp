@@ -96,8 +96,8 @@ py::tuple decode_yolo(const py::object& pred, int64_t num_classes, float conf, f
   return detections_to_python(std::move(d));
 }
 
-py::tuple decode_yolo_e2e(const py::object& rows, int64_t num_classes, float conf,
-                          int64_t max_det, const py::object& class_allowed) {
+py::tuple decode_yolo_e2e(const py::object& rows, int64_t num_classes, float conf, int64_t max_det,
+                          const py::object& class_allowed) {
   py::array a = checked<float>(rows, 2, "prediction");
   const auto opt = decode_options(conf, 0.f, max_det, 1, false, class_allowed);
   const auto v = view2d(a);
@@ -116,8 +116,7 @@ void check_boxes(const py::array& boxes) {
 }
 
 py::array_t<int64_t> nms(const py::object& boxes_obj, const py::object& scores_obj,
-                         const py::object& classes_obj, float iou, int64_t max_det,
-                         bool agnostic) {
+                         const py::object& classes_obj, float iou, int64_t max_det, bool agnostic) {
   py::array boxes = contiguous<float>(boxes_obj, 2, "boxes");
   py::array scores = contiguous<float>(scores_obj, 1, "scores");
   check_boxes(boxes);
@@ -131,7 +130,8 @@ py::array_t<int64_t> nms(const py::object& boxes_obj, const py::object& scores_o
     cls = zeros.data();
   } else {
     classes = contiguous<int32_t>(classes_obj, 1, "class_ids");
-    if (classes.shape(0) != n) throw InvalidArgument("boxes and class_ids must have the same length");
+    if (classes.shape(0) != n)
+      throw InvalidArgument("boxes and class_ids must have the same length");
     cls = static_cast<const int32_t*>(classes.data());
   }
   const auto* b = static_cast<const float*>(boxes.data());
@@ -200,7 +200,8 @@ py::tuple assemble_masks(const py::object& protos_obj, const py::object& coeffs_
 }
 
 std::vector<py::bytes> rle_encode(const py::object& bits_obj, const py::object& offsets_obj,
-                                  const py::object& rects_obj, std::pair<int64_t, int64_t> image_hw) {
+                                  const py::object& rects_obj,
+                                  std::pair<int64_t, int64_t> image_hw) {
   py::array bits = contiguous<uint8_t>(bits_obj, 1, "bits");
   py::array offsets = contiguous<int64_t>(offsets_obj, 1, "offsets");
   py::array rects = contiguous<int32_t>(rects_obj, 2, "rects");
@@ -252,9 +253,9 @@ PYBIND11_MODULE(_core, m) {
       });
   m.def("make_letterbox", &edgeseg::make_letterbox, py::arg("src_h"), py::arg("src_w"),
         py::arg("dst_h"), py::arg("dst_w"));
-  m.def("decode_yolo", &decode_yolo, py::arg("prediction"), py::arg("num_classes"),
-        py::arg("conf"), py::arg("iou"), py::arg("max_det"), py::arg("pre_nms_topk"),
-        py::arg("agnostic"), py::arg("class_allowed") = py::none());
+  m.def("decode_yolo", &decode_yolo, py::arg("prediction"), py::arg("num_classes"), py::arg("conf"),
+        py::arg("iou"), py::arg("max_det"), py::arg("pre_nms_topk"), py::arg("agnostic"),
+        py::arg("class_allowed") = py::none());
   m.def("decode_yolo_e2e", &decode_yolo_e2e, py::arg("rows"), py::arg("num_classes"),
         py::arg("conf"), py::arg("max_det"), py::arg("class_allowed") = py::none());
   m.def("nms", &nms, py::arg("boxes"), py::arg("scores"), py::arg("class_ids") = py::none(),

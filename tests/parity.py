@@ -57,9 +57,7 @@ def compare_image(ours: list[dict], ref: list[dict], image_id: int, out: Compari
     ious = box_iou(np.array([xyxy(d) for d in ref]), np.array([xyxy(d) for d in ours]))
     taken: set[int] = set()
     for i in np.argsort([-d["score"] for d in ref], kind="stable"):
-        cands = [
-            j for j in np.argsort(-ious[i]) if j not in taken and ours[j]["category_id"] == ref[i]["category_id"]
-        ]
+        cands = [j for j in np.argsort(-ious[i]) if j not in taken and ours[j]["category_id"] == ref[i]["category_id"]]
         if not cands or ious[i, cands[0]] < 0.5:
             out.unmatched.append(f"image {image_id}: reference detection {i} ({ref[i]['category_id']}) has no match")
             continue

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import IMAGES, MODELS, REFERENCE, require_shared
-from parity import Comparison, compare_image, load_reference
 
 import edgeseg
+
+from conftest import IMAGES, MODELS, REFERENCE, require_shared
+from parity import Comparison, compare_image, load_reference
 
 CASES = {
     # model file: (reference predictions, load options)

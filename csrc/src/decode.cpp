@@ -10,7 +10,8 @@ namespace edgeseg {
 namespace {
 
 void check_view(const View2D& v, const char* what) {
-  if (v.data == nullptr && v.rows * v.cols > 0) throw InvalidArgument(std::string(what) + " is null");
+  if (v.data == nullptr && v.rows * v.cols > 0)
+    throw InvalidArgument(std::string(what) + " is null");
   if (v.rows < 0 || v.cols < 0) throw InvalidArgument(std::string(what) + " has a negative size");
 }
 
@@ -151,9 +152,8 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
     order[i] = i;
   }
   check_finite(boxes.data(), 4 * m, "box coordinates");
-  const std::vector<int64_t> keep =
-      nms_ordered(boxes.data(), cand_cls.data(), order.data(), m, opt.iou, opt.max_det,
-                  opt.agnostic);
+  const std::vector<int64_t> keep = nms_ordered(boxes.data(), cand_cls.data(), order.data(), m,
+                                                opt.iou, opt.max_det, opt.agnostic);
 
   const size_t k = keep.size();
   out.boxes.resize(4 * k);

@@ -76,7 +76,7 @@ AxisPlan make_axis_plan(int64_t proto_len, int64_t f, int64_t lo, int64_t hi, in
 
 // The reference's retina-mask geometry, for prototypes `stride` times smaller than the input.
 struct MaskGeometry {
-  int64_t f;                     // first upsampling factor
+  int64_t f;                         // first upsampling factor
   int64_t top, bottom, left, right;  // content window in the f-times upsampled prototypes
 };
 
@@ -84,8 +84,8 @@ int64_t round_even(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
 
 MaskGeometry mask_geometry(int64_t ph, int64_t pw, int64_t stride, int64_t h, int64_t w) {
   MaskGeometry g;
-  const double gain = std::min(static_cast<double>(stride * ph) / h,
-                               static_cast<double>(stride * pw) / w);
+  const double gain =
+      std::min(static_cast<double>(stride * ph) / h, static_cast<double>(stride * pw) / w);
   const int64_t pad = (stride * ph - std::max<int64_t>(round_even(h * gain), 1)) |
                       (stride * pw - std::max<int64_t>(round_even(w * gain), 1));
   g.f = stride / std::gcd(stride, pad | (pad / 2));
@@ -112,9 +112,9 @@ struct Scratch {
 };
 
 // Writes the crop [x0, x1) x [y0, y1) of one instance's mask; returns its pixel count.
-int64_t render_mask(const ProtoView& p, const float* coeff, const AxisPlan& px,
-                    const AxisPlan& py, int64_t x0, int64_t x1, int64_t y0, int64_t y1,
-                    uint8_t* bits, float* probs, Scratch& s) {
+int64_t render_mask(const ProtoView& p, const float* coeff, const AxisPlan& px, const AxisPlan& py,
+                    int64_t x0, int64_t x1, int64_t y0, int64_t y1, uint8_t* bits, float* probs,
+                    Scratch& s) {
   int64_t lx0, lx1, ly0, ly1;
   proto_window(px, x0, x1, &lx0, &lx1);
   proto_window(py, y0, y1, &ly0, &ly1);

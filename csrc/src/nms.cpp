@@ -65,8 +65,8 @@ std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, con
   return keep;
 }
 
-std::vector<int64_t> nms(const float* boxes, const float* scores, const int32_t* classes,
-                         int64_t n, float iou, int64_t max_det, bool agnostic) {
+std::vector<int64_t> nms(const float* boxes, const float* scores, const int32_t* classes, int64_t n,
+                         float iou, int64_t max_det, bool agnostic) {
   check_nms_args(iou, max_det);
   if (n < 0) throw InvalidArgument("number of boxes must be >= 0");
   std::vector<int64_t> order(static_cast<size_t>(n));

@@ -33,7 +33,7 @@ def draw_result(image: np.ndarray, result: Result, alpha: float = 0.45, labels: 
         region[on] = (region[on] * (1 - alpha) + color * alpha).astype(np.uint8)
     thickness = max(1, round(sum(image.shape[:2]) / 600))
     for i, box in enumerate(result.boxes):
-        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
         color = class_color(int(result.class_ids[i]))
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
         if labels:
@@ -43,6 +43,13 @@ def draw_result(image: np.ndarray, result: Result, alpha: float = 0.45, labels: 
             top = max(y1 - th - base, 0)
             cv2.rectangle(out, (x1, top), (x1 + tw, top + th + base), color, -1)
             cv2.putText(
-                out, text, (x1, top + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), max(1, thickness // 2), cv2.LINE_AA
+                out,
+                text,
+                (x1, top + th),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                (0, 0, 0),
+                max(1, thickness // 2),
+                cv2.LINE_AA,
             )
     return out

@@ -58,7 +58,7 @@ def read_image(source: ImageSource, rgb: bool = False) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def list_images(folder: Union[str, os.PathLike]) -> list[Path]:
+def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files directly inside ``folder``, sorted by name."""
     root = Path(folder)
     if not root.is_dir():

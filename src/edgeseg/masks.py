@@ -7,7 +7,6 @@ usually a few MB. Dense stacks, COCO RLE and polygons are computed on request.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -40,7 +39,7 @@ class InstanceMasks:
         offsets: np.ndarray,
         data: np.ndarray,
         image_shape: tuple[int, int],
-        probabilities: Optional[np.ndarray] = None,
+        probabilities: np.ndarray | None = None,
     ) -> None:
         self.rects = np.asarray(rects, dtype=np.int32).reshape(-1, 4)
         self.offsets = np.asarray(offsets, dtype=np.int64)
@@ -80,7 +79,7 @@ class InstanceMasks:
 
     def __getitem__(self, i: int) -> np.ndarray:
         """The (height, width) uint8 crop of mask ``i``; it sits at ``rects[i][:2]`` in the image."""
-        x0, y0, w, h = (int(v) for v in self.rects[i])
+        _x0, _y0, w, h = (int(v) for v in self.rects[i])
         return self.data[self.offsets[i] : self.offsets[i + 1]].reshape(h, w)
 
     def __iter__(self) -> Iterator[np.ndarray]:

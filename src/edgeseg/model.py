@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Optional, Union, overload
+from typing import Any, Union, overload
 
 import numpy as np
 
@@ -38,7 +38,8 @@ class Model:
         self._head = make_head(spec)
 
     def __repr__(self) -> str:
-        return f"Model({self.spec.path!r}, head={self.spec.head}, runtime={self.runtime.name}, classes={self.spec.num_classes})"
+        spec = self.spec
+        return f"Model({spec.path!r}, head={spec.head}, runtime={self.runtime.name}, classes={spec.num_classes})"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -47,27 +48,27 @@ class Model:
 
     @overload
     def __call__(self, images: ImageSource, conf: float = ..., iou: float = ..., max_det: int = ...,
-                 classes: Optional[ClassSelector] = ..., agnostic: bool = ..., *, rgb: bool = ...,
+                 classes: ClassSelector | None = ..., agnostic: bool = ..., *, rgb: bool = ...,
                  soft_masks: bool = ..., pre_nms_topk: int = ...) -> Result: ...  # fmt: skip
 
     @overload
     def __call__(self, images: Sequence[ImageSource], conf: float = ..., iou: float = ..., max_det: int = ...,
-                 classes: Optional[ClassSelector] = ..., agnostic: bool = ..., *, rgb: bool = ...,
+                 classes: ClassSelector | None = ..., agnostic: bool = ..., *, rgb: bool = ...,
                  soft_masks: bool = ..., pre_nms_topk: int = ...) -> list[Result]: ...  # fmt: skip
 
     def __call__(
         self,
-        images: Union[ImageSource, Sequence[ImageSource]],
+        images: ImageSource | Sequence[ImageSource],
         conf: float = 0.25,
         iou: float = 0.7,
         max_det: int = 300,
-        classes: Optional[ClassSelector] = None,
+        classes: ClassSelector | None = None,
         agnostic: bool = False,
         *,
         rgb: bool = False,
         soft_masks: bool = False,
         pre_nms_topk: int = 30000,
-    ) -> Union[Result, list[Result]]:
+    ) -> Result | list[Result]:
         """Segment one image or a list of images.
 
         Args:
@@ -103,7 +104,7 @@ class Model:
             results.extend(self._run_batch(items[start : start + self.max_batch], options, rgb))
         return results[0] if single else results
 
-    def _class_flags(self, classes: Optional[ClassSelector]) -> Optional[np.ndarray]:
+    def _class_flags(self, classes: ClassSelector | None) -> np.ndarray | None:
         if classes is None:
             return None
         if isinstance(classes, (int, str)):
@@ -112,7 +113,9 @@ class Model:
         for c in classes:
             if isinstance(c, str):
                 if c not in self.spec.names:
-                    raise ValueError(f"unknown class name {c!r}; this model's classes are: {', '.join(self.spec.names)}")
+                    raise ValueError(
+                        f"unknown class name {c!r}; this model's classes are: {', '.join(self.spec.names)}"
+                    )
                 flags[self.spec.names.index(c)] = 1
             elif isinstance(c, (int, np.integer)) and 0 <= c < self.spec.num_classes:
                 flags[int(c)] = 1
@@ -165,14 +168,14 @@ class Model:
 
 
 def load(
-    path: Union[str, os.PathLike],
+    path: str | os.PathLike,
     *,
-    providers: Optional[Sequence[Any]] = None,
-    threads: Optional[int] = None,
+    providers: Sequence[Any] | None = None,
+    threads: int | None = None,
     session_options: Any = None,
-    imgsz: Optional[Union[int, Sequence[int]]] = None,
+    imgsz: int | Sequence[int] | None = None,
     rect: bool = True,
-    names: Optional[Sequence[str]] = None,
+    names: Sequence[str] | None = None,
     max_batch: int = 8,
 ) -> Model:
     """Load a segmentation model; everything about it is read from the file.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class Result:
     masks: InstanceMasks
     image_shape: tuple[int, int]
     timings: dict[str, float] = field(default_factory=dict)
-    path: Optional[Path] = None
+    path: Path | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -58,7 +58,7 @@ class Result:
         pairs = sorted(zip((self.names[int(c)] for c in names), n.tolist()), key=lambda p: -p[1])
         return dict(pairs)
 
-    def to_coco(self, image_id: int, category_map: Optional[CategoryMap] = None) -> list[dict]:
+    def to_coco(self, image_id: int, category_map: CategoryMap | None = None) -> list[dict]:
         """COCO results-format dicts (bbox ``[x, y, w, h]``, score, RLE segmentation).
 
         Args:

@@ -9,7 +9,7 @@ import ast
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class ModelSpec:
     input_layout: str
     imgsz: tuple[int, int]
     dynamic_hw: bool
-    batch: Optional[int]
+    batch: int | None
     stride: int
     names: tuple[str, ...]
     num_coeffs: int
@@ -83,7 +83,8 @@ class ModelSpec:
             f"head:        {self.head} ({'NMS in the graph' if self.head == 'yolo_e2e' else 'NMS by edgeseg'})",
             f"task:        {self.task}",
             f"input:       {self.input.describe()} {self.input_layout}",
-            f"imgsz:       {self.imgsz[0]}x{self.imgsz[1]}{' (dynamic, letterboxed to stride multiples)' if self.dynamic_hw else ''}",
+            f"imgsz:       {self.imgsz[0]}x{self.imgsz[1]}"
+            + (" (dynamic: stride-multiple letterbox)" if self.dynamic_hw else ""),
             f"batch:       {batch}",
             f"stride:      {self.stride}",
             f"classes:     {self.num_classes} ({', '.join(self.names[:6])}{', ...' if self.num_classes > 6 else ''})",
@@ -95,7 +96,7 @@ class ModelSpec:
         return "\n".join(lines)
 
 
-def _literal(text: Optional[str]) -> Any:
+def _literal(text: str | None) -> Any:
     if text is None:
         return None
     try:
@@ -104,7 +105,7 @@ def _literal(text: Optional[str]) -> Any:
         return None
 
 
-def _names_from_metadata(meta: dict[str, str]) -> Optional[tuple[str, ...]]:
+def _names_from_metadata(meta: dict[str, str]) -> tuple[str, ...] | None:
     names = _literal(meta.get("names"))
     if isinstance(names, dict) and names and all(isinstance(k, int) for k in names):
         return tuple(str(names[k]) for k in sorted(names))
@@ -122,8 +123,8 @@ def _unsupported(path: str, rt: Runtime, why: str) -> ModelError:
 def build_spec(
     path: str,
     rt: Runtime,
-    names: Optional[Sequence[str]] = None,
-    imgsz: Optional[int | Sequence[int]] = None,
+    names: Sequence[str] | None = None,
+    imgsz: int | Sequence[int] | None = None,
 ) -> ModelSpec:
     """Read a ModelSpec off a loaded model: metadata first, then the graph's shapes.
 
@@ -190,7 +191,7 @@ def build_spec(
 
     _, a, c = rt.outputs[det_i].shape
 
-    def raw_nc(features: Optional[int], anchors: Optional[int]) -> Optional[int]:
+    def raw_nc(features: int | None, anchors: int | None) -> int | None:
         if features is None:
             return known_nc  # dynamic feature dimension: trust the class names
         nc = features - 4 - nm

@@ -32,11 +32,11 @@ struct ProtoView {
 };
 
 struct DecodeOptions {
-  float conf = 0.25f;           // keep candidates whose best class score is strictly above this
-  float iou = 0.7f;             // suppress boxes whose IoU with a kept box is strictly above this
-  int64_t max_det = 300;        // detections kept after NMS
-  int64_t pre_nms_topk = 30000; // candidates entering NMS, highest scores first
-  bool agnostic = false;        // NMS across classes instead of within each class
+  float conf = 0.25f;            // keep candidates whose best class score is strictly above this
+  float iou = 0.7f;              // suppress boxes whose IoU with a kept box is strictly above this
+  int64_t max_det = 300;         // detections kept after NMS
+  int64_t pre_nms_topk = 30000;  // candidates entering NMS, highest scores first
+  bool agnostic = false;         // NMS across classes instead of within each class
   std::vector<uint8_t> class_allowed;  // empty: every class; else one flag per class
 };
 
@@ -60,8 +60,8 @@ Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const Decode
 
 // Greedy NMS. Returns indices into the inputs of kept boxes, by descending score (ties: lower
 // index first), at most max_det of them.
-std::vector<int64_t> nms(const float* boxes, const float* scores, const int32_t* classes,
-                         int64_t n, float iou, int64_t max_det, bool agnostic);
+std::vector<int64_t> nms(const float* boxes, const float* scores, const int32_t* classes, int64_t n,
+                         float iou, int64_t max_det, bool agnostic);
 
 // Greedy NMS over candidates already ordered by descending score: `order` lists them.
 std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, const int64_t* order,
@@ -80,8 +80,8 @@ Letterbox make_letterbox(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t ds
 void unletterbox_boxes(float* boxes, int64_t n, const Letterbox& lb);
 
 struct MaskOptions {
-  bool soft = false;        // also return sigmoid probabilities inside each box
-  bool drop_empty = true;   // drop instances whose mask has no pixel (as the reference does)
+  bool soft = false;       // also return sigmoid probabilities inside each box
+  bool drop_empty = true;  // drop instances whose mask has no pixel (as the reference does)
 };
 
 // Masks for N detections, each cropped to its box at source resolution.

@@ -8,6 +8,6 @@ from .yolo import YoloE2EHead, YoloHead
 __all__ = ["Head", "Instances", "PostprocessOptions", "YoloE2EHead", "YoloHead", "make_head"]
 
 
-def make_head(spec) -> Head:  # noqa: ANN001 - ModelSpec, imported lazily to avoid a cycle
+def make_head(spec) -> Head:
     """The head for ``spec.head``."""
     return {"yolo": YoloHead, "yolo_e2e": YoloE2EHead}[spec.head](spec)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -20,7 +20,7 @@ class PostprocessOptions:
     max_det: int = 300
     pre_nms_topk: int = 30000
     agnostic: bool = False
-    class_allowed: Optional[np.ndarray] = None  # uint8 flag per class, None for all
+    class_allowed: np.ndarray | None = None  # uint8 flag per class, None for all
     soft_masks: bool = False
 
 

@@ -11,7 +11,7 @@ from .base import Instances, PostprocessOptions
 
 
 class _YoloSegBase:
-    def __init__(self, spec) -> None:  # noqa: ANN001 - ModelSpec
+    def __init__(self, spec) -> None:
         self.spec = spec
 
     def _prototypes(self, outputs: list[np.ndarray], index: int) -> np.ndarray:
@@ -45,9 +45,7 @@ class _YoloSegBase:
 class YoloHead(_YoloSegBase):
     """Raw head: [features, anchors] with features = cx, cy, w, h, class scores, mask coefficients."""
 
-    def __call__(
-        self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions
-    ) -> Instances:
+    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
         pred = outputs[self.spec.detections_output][index]
         if self.spec.detections_anchor_major:
             pred = pred.T  # a view: the core reads through strides
@@ -67,9 +65,7 @@ class YoloHead(_YoloSegBase):
 class YoloE2EHead(_YoloSegBase):
     """End-to-end export: rows of x1, y1, x2, y2, score, class, mask coefficients, already NMS-ed."""
 
-    def __call__(
-        self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions
-    ) -> Instances:
+    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
         rows = outputs[self.spec.detections_output][index]
         decoded = _core.decode_yolo_e2e(
             rows, self.spec.num_classes, options.conf, options.max_det, options.class_allowed

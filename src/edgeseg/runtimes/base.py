@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol, Union, runtime_checkable
+from typing import Protocol, Union, runtime_checkable
 
 import numpy as np
 
@@ -18,8 +18,8 @@ class TensorInfo:
     name: str
     shape: tuple[Dim, ...]
     dtype: np.dtype
-    scale: Optional[float] = None
-    zero_point: Optional[int] = None
+    scale: float | None = None
+    zero_point: int | None = None
 
     def describe(self) -> str:
         """``name [d0, d1, ...] dtype`` with dynamic dimensions shown as ``?``."""
@@ -55,7 +55,7 @@ class Runtime(Protocol):
         ...
 
     @property
-    def threads(self) -> Optional[int]:
+    def threads(self) -> int | None:
         """Intra-op threads requested (None: the runtime's default)."""
         ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -42,7 +42,7 @@ _ORT_DTYPES = {
 ProviderSpec = Union[str, tuple[str, dict[str, Any]]]
 
 
-def resolve_providers(requested: Optional[Sequence[ProviderSpec]], available: Sequence[str]) -> list[ProviderSpec]:
+def resolve_providers(requested: Sequence[ProviderSpec] | None, available: Sequence[str]) -> list[ProviderSpec]:
     """Requested providers in priority order, minus the ones this onnxruntime build lacks, CPU last.
 
     A requested provider that is not available is dropped with a logged warning, so the same
@@ -84,8 +84,8 @@ class OnnxRuntime:
     def __init__(
         self,
         path: Path,
-        providers: Optional[Sequence[ProviderSpec]] = None,
-        threads: Optional[int] = None,
+        providers: Sequence[ProviderSpec] | None = None,
+        threads: int | None = None,
         session_options: Any = None,
     ) -> None:
         import onnxruntime as ort
@@ -137,7 +137,7 @@ class OnnxRuntime:
         return list(self._session.get_providers())
 
     @property
-    def threads(self) -> Optional[int]:
+    def threads(self) -> int | None:
         """Intra-op threads requested."""
         return self._threads
 
