@@ -30,14 +30,15 @@ bool allowed(const DecodeOptions& opt, int32_t cls) {
 }
 
 // One class row against the running best: branch-free so it vectorizes. Returns whether the row
-// held a NaN (it would otherwise silently hide detections: NaN never compares greater).
+// held a NaN or infinity (NaN would otherwise silently hide detections: it never compares greater).
 int scan_row(const float* __restrict row, float* __restrict best, int32_t* __restrict cls,
              int64_t n, int32_t c) {
   int32_t nan = 0;
   for (int64_t a = 0; a < n; ++a) {
     const float v = row[a];
     const float old = best[a];
-    nan |= static_cast<int32_t>(v != v);
+    const float zero_if_finite = v - v;  // NaN for NaN and +-inf
+    nan |= static_cast<int32_t>(zero_if_finite != zero_if_finite);
     const int32_t better = -static_cast<int32_t>(v > old);
     best[a] = v > old ? v : old;
     cls[a] = (c & better) | (cls[a] & ~better);
@@ -72,7 +73,7 @@ bool best_class(const View2D& pred, int64_t num_classes, std::vector<float>& bes
       int32_t arg = 0;
       for (int32_t c = 0; c < num_classes; ++c) {
         const float v = col[c * pred.stride_row];
-        nan |= v != v;
+        nan |= !std::isfinite(v);
         if (v > top) {
           top = v;
           arg = c;
@@ -114,7 +115,8 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
   thread_local std::vector<int32_t> cls;
   if (best_class(pred, num_classes, best, cls))
     throw InvalidArgument(
-        "model output has NaN class scores; the model or its quantization is broken (run "
+        "model output has NaN or infinite class scores; the model or its quantization is broken "
+        "(run "
         "`edgeseg info MODEL` to inspect it)");
 
   struct Candidate {
@@ -183,6 +185,9 @@ Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const Decode
   out.num_coeffs = nm;
   for (int64_t r = 0; r < rows.rows && out.size() < opt.max_det; ++r) {
     const float score = rows.at(r, 4);
+    if (!std::isfinite(score))
+      throw InvalidArgument(
+          "model output has NaN or infinite scores; the model or its quantization is broken");
     if (!(score > opt.conf)) continue;
     const float cls_f = rows.at(r, 5);
     const int32_t cls = std::isfinite(cls_f) ? static_cast<int32_t>(std::lround(cls_f)) : -1;

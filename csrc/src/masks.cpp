@@ -97,6 +97,8 @@ MaskGeometry mask_geometry(int64_t ph, int64_t pw, int64_t stride, int64_t h, in
   g.left = round_even((fw - new_w) / 2.0 - 0.1);
   g.bottom = std::min(g.top + new_h, fh);
   g.right = std::min(g.left + new_w, fw);
+  if (g.bottom <= g.top || g.right <= g.left)
+    throw InvalidArgument("letterbox leaves no image content in the prototypes");
   return g;
 }
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import ImageError
 
-ImageSource = Union[str, os.PathLike, np.ndarray]
+ImageSource = Union[str, bytes, os.PathLike, np.ndarray]
 """A path to an image file, or an (H, W, 3) / (H, W) uint8 array (BGR unless ``rgb=True``)."""
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -24,8 +24,8 @@ def read_image(source: ImageSource, rgb: bool = False) -> np.ndarray:
         source: an image file path or a uint8 array: (H, W, 3) colour or (H, W) / (H, W, 1) grey.
         rgb: the array is RGB (PIL, imageio) rather than OpenCV's BGR.
     """
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
+    if isinstance(source, (str, bytes, os.PathLike)):
+        path = Path(os.fsdecode(source))
         if not path.is_file():
             raise ImageError(f"{path}: no such image file")
         data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode: non-ASCII paths work too
@@ -41,16 +41,16 @@ def read_image(source: ImageSource, rgb: bool = False) -> np.ndarray:
             f"image array has dtype {image.dtype}; expected uint8 pixels 0..255 "
             "(convert with (img * 255).clip(0, 255).astype(np.uint8) if it holds 0..1 floats)"
         )
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
         raise ImageError(
             f"image array has shape {image.shape}; expected (H, W, 3) colour, (H, W, 4) with alpha, or (H, W) grey"
         )
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ImageError(f"image array has shape {image.shape}; it has no pixels")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR if rgb else cv2.COLOR_BGRA2BGR)
     if rgb:

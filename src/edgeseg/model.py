@@ -10,7 +10,7 @@ from typing import Any, Union, overload
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ImageError, ModelError
 from .heads import PostprocessOptions, make_head
 from .io import ImageSource, read_image
 from .preprocess import fit_input_size, letterbox, to_input
@@ -86,10 +86,15 @@ class Model:
         Returns:
             A ``Result`` for a single image, a list of them for a list.
         """
-        single = isinstance(images, (str, os.PathLike, np.ndarray))
+        single = isinstance(images, (str, bytes, os.PathLike, np.ndarray))
+        if not single and not isinstance(images, (list, tuple)):
+            raise ImageError(
+                f"expected an image path, a uint8 array, or a list of them; got {type(images).__name__}"
+            )
         items = [images] if single else list(images)
         if not items:
-            raise ValueError("no images given: pass a path, an array, or a non-empty list of them")
+            raise ImageError("no images given: pass a path, an array, or a non-empty list of them")
+        _check_settings(conf, iou, max_det, pre_nms_topk)
         options = PostprocessOptions(
             conf=float(conf),
             iou=float(iou),
@@ -165,6 +170,18 @@ class Model:
                 )
             )
         return results
+
+
+def _check_settings(conf: float, iou: float, max_det: int, pre_nms_topk: int) -> None:
+    # Checked before any work: a typo should not cost an inference (the core checks again).
+    if not 0.0 <= conf <= 1.0:
+        raise ValueError(f"conf must be in [0, 1], got {conf!r}")
+    if not 0.0 <= iou <= 1.0:
+        raise ValueError(f"iou must be in [0, 1], got {iou!r}")
+    if max_det < 0:
+        raise ValueError(f"max_det must be >= 0, got {max_det!r}")
+    if pre_nms_topk < 1:
+        raise ValueError(f"pre_nms_topk must be >= 1, got {pre_nms_topk!r}")
 
 
 def load(

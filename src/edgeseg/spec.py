@@ -185,7 +185,7 @@ def build_spec(
 
     user_names = tuple(str(n) for n in names) if names is not None else None
     meta_names = _names_from_metadata(meta)
-    known_nc = len(user_names or meta_names or ()) or None
+    known_nc = len(meta_names) if meta_names else None
     args = _literal(meta.get("args"))
     e2e_meta = (isinstance(args, dict) and bool(args.get("nms"))) or meta.get("end2end") == "True"
 
@@ -211,6 +211,8 @@ def build_spec(
     else:
         raise _unsupported(path, rt, "the detections output matches neither a raw YOLO-seg head nor an end-to-end one")
 
+    if nc is None and user_names is not None:
+        nc = len(user_names)  # an end-to-end model without metadata: only the user knows
     if user_names is not None:
         final_names = user_names
     elif meta_names is not None:
@@ -222,7 +224,7 @@ def build_spec(
     else:
         final_names = tuple(f"class_{i}" for i in range(nc))
     if nc is not None and len(final_names) != nc:
-        raise ValueError(f"{path}: the model predicts {nc} classes but {len(final_names)} names were given")
+        raise ValueError(f"{path}: the model predicts {nc} classes but {len(final_names)} names were given: pass {nc}")
 
     return ModelSpec(
         path=str(path),
