@@ -124,8 +124,6 @@ def test_empty_list(model: edgeseg.Model) -> None:
         model([])
 
 
-
-
 @pytest.mark.parametrize(
     "shape",
     [

@@ -190,7 +190,9 @@ Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const Decode
           "model output has NaN or infinite scores; the model or its quantization is broken");
     if (!(score > opt.conf)) continue;
     const float cls_f = rows.at(r, 5);
-    const int32_t cls = std::isfinite(cls_f) ? static_cast<int32_t>(std::lround(cls_f)) : -1;
+    // Range-check the float before converting: a huge value must not wrap into a valid id.
+    const bool in_range = cls_f > -0.5f && cls_f < static_cast<float>(num_classes) - 0.5f;
+    const int32_t cls = in_range ? static_cast<int32_t>(std::lround(cls_f)) : -1;
     if (cls < 0 || cls >= num_classes)
       throw InvalidArgument("end-to-end prediction has class id " + std::to_string(cls_f) +
                             " outside [0, " + std::to_string(num_classes) + ")");

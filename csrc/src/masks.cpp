@@ -190,8 +190,8 @@ int64_t render_mask(const ProtoView& p, const float* coeff, const AxisPlan& px, 
 // The pixels a box covers, as the reference's crop: columns c with x1 <= c < x2.
 void box_pixels(const float* b, int64_t w, int64_t h, int64_t* x0, int64_t* x1, int64_t* y0,
                 int64_t* y1) {
-  auto edge = [](float v, int64_t limit) {
-    return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(v)), 0, limit);
+  auto edge = [](float v, int64_t limit) {  // clamp before converting: huge floats overflow int64
+    return static_cast<int64_t>(std::clamp<double>(std::ceil(v), 0.0, static_cast<double>(limit)));
   };
   *x0 = edge(b[0], w);
   *x1 = std::max(*x0, edge(b[2], w));

@@ -7,18 +7,21 @@ namespace edgeseg {
 namespace {
 
 struct KeptBox {
-  float x1, y1, x2, y2, area;
+  float x1, y1, x2, y2;
+  double area;
 };
 
 // Strictly above the threshold suppresses, as torchvision does; a zero union (two degenerate
-// boxes) counts as no overlap rather than NaN.
-bool overlaps(const KeptBox& a, const float* b, float b_area, float iou) {
-  const float w = std::min(a.x2, b[2]) - std::max(a.x1, b[0]);
-  const float h = std::min(a.y2, b[3]) - std::max(a.y1, b[1]);
-  if (w <= 0.f || h <= 0.f) return false;
-  const float inter = w * h;
-  const float uni = a.area + b_area - inter;
-  return uni > 0.f && inter > iou * uni;
+// boxes) counts as no overlap rather than NaN. Areas in double: float overflows past ~1.8e19.
+bool overlaps(const KeptBox& a, const float* b, double b_area, float iou) {
+  const double w = static_cast<double>(std::min(a.x2, b[2])) - std::max(a.x1, b[0]);
+  const double h = static_cast<double>(std::min(a.y2, b[3])) - std::max(a.y1, b[1]);
+  if (w <= 0.0 || h <= 0.0) return false;
+  const double inter = w * h;
+  const double uni = a.area + b_area - inter;
+  // The ratio is rounded to float before the comparison, as the float32 reference does: an IoU
+  // of exactly 7/10 against a threshold of 0.7 must not suppress.
+  return uni > 0.0 && static_cast<float>(inter / uni) > iou;
 }
 
 void check_nms_args(float iou, int64_t max_det) {
@@ -46,7 +49,7 @@ std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, con
   for (int64_t k = 0; k < n; ++k) {
     const int64_t i = order[k];
     const float* b = boxes + 4 * i;
-    const float area = (b[2] - b[0]) * (b[3] - b[1]);
+    const double area = (static_cast<double>(b[2]) - b[0]) * (static_cast<double>(b[3]) - b[1]);
     auto& group = agnostic ? kept[0]
                            : kept[std::lower_bound(distinct.begin(), distinct.end(), classes[i]) -
                                   distinct.begin()];
