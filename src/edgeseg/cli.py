@@ -28,11 +28,16 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: one per core)")
     p.add_argument("--imgsz", type=int, default=None, help="input size for dynamic-size models (default: the model's)")
+    p.add_argument(
+        "--square",
+        action="store_true",
+        help="dynamic-size models: letterbox to the full imgsz square instead of the smallest stride multiple",
+    )
 
 
 def _load(args: argparse.Namespace) -> Model:
     providers = args.providers.split(",") if args.providers else None
-    return load(args.model, providers=providers, threads=args.threads, imgsz=args.imgsz)
+    return load(args.model, providers=providers, threads=args.threads, imgsz=args.imgsz, rect=not args.square)
 
 
 def _parse_classes(text: str | None) -> list | None:
@@ -93,6 +98,68 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    model = _load(args)
+    report = evaluate(
+        model,
+        args.images,
+        args.annotations,
+        conf=args.conf,
+        iou=args.iou,
+        max_det=args.max_det,
+        per_class=args.per_class,
+        progress=not args.quiet,
+        save_predictions=args.save_predictions,
+    )
+    print(f"model {Path(report.model).name}: {report.images} images, {report.detections} detections "
+          f"(conf {report.conf}, iou {report.iou}, max_det {report.max_det}; {report.evaluator})")  # fmt: skip
+    print("|      | mAP50-95 | mAP50  |\n|------|----------|--------|")
+    print(f"| box  | {report.box_map50_95:.4f}   | {report.box_map50:.4f} |")
+    print(f"| mask | {report.mask_map50_95:.4f}   | {report.mask_map50:.4f} |")
+    print(
+        f"mean ms per image: preprocess {report.preprocess_ms:.1f}, inference {report.inference_ms:.1f}, "
+        f"postprocess {report.postprocess_ms:.1f}"
+    )
+    if report.per_class:
+        print("\n| class | box AP50-95 | mask AP50-95 |\n|---|---|---|")
+        for name, ap in report.per_class.items():
+            print(f"| {name} | {ap.get('box', float('nan')):.4f} | {ap.get('mask', float('nan')):.4f} |")
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import benchmark, plot
+
+    model = _load(args)
+    images, source = None, None
+    if args.images is not None:
+        paths = list_images(args.images)[: args.limit or None]
+        if not paths:
+            raise ImageError(f"{args.images}: no images in this folder")
+        images = [read_image(p) for p in paths]
+        source = f"{len(images)} image(s) from {args.images}"
+    report = benchmark(
+        model, images, warmup=args.warmup, runs=args.runs, conf=args.conf, progress=not args.quiet, source=source
+    )
+    print(f"model {Path(report.model).name} on {report.source}; {report.runs} runs after {report.warmup} warm-up")
+    print(f"runtime {report.runtime} ({', '.join(report.providers)}), {report.threads} threads, conf {report.conf}")
+    print(report.table())
+    print(
+        f"{report.fps:.1f} FPS end to end, {report.detections_mean:.1f} detections/frame, "
+        f"peak RSS {report.peak_rss_mb:.0f} MB"
+    )
+    if args.plot:
+        plot(report, args.plot)
+        print(f"saved {args.plot}")
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     model = _load(args)
     print(model.spec.describe())
@@ -132,6 +199,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser(
+        "eval",
+        help="COCO box and mask mAP on a COCO-format dataset",
+        description="Run the model on every image of a COCO-format instance dataset and report box and mask "
+        "mAP50-95 / mAP50 (pycocotools, or faster-coco-eval when installed) and the mean per-stage times. "
+        "Models with the 80 COCO classes use COCO's 91-id scheme; other models are matched to the dataset's "
+        "categories by name.",
+    )
+    _add_model_options(p)
+    p.add_argument("--images", type=Path, required=True, help="folder with the dataset's images")
+    p.add_argument("--annotations", type=Path, required=True, help="COCO instances JSON")
+    p.add_argument("--conf", type=float, default=0.001, help="score threshold (default 0.001, as for mAP)")
+    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
+    p.add_argument("--max-det", type=int, default=300, help="most detections per image (default 300)")
+    p.add_argument("--per-class", action="store_true", help="also print box and mask AP50-95 per class")
+    p.add_argument("--save-predictions", type=Path, default=None, help="write the predictions (COCO results JSON)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object as the last line: box_map50_95, box_map50, mask_map50_95, mask_map50, images, "
+        "detections, model, conf, iou, max_det, preprocess_ms, inference_ms, postprocess_ms",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "bench",
+        help="per-stage latency, FPS and memory on this device",
+        description="Time preprocess, inference and postprocess over repeated calls (images are decoded "
+        "before timing). Without --images, a synthetic scene of the model's input size is used.",
+    )
+    _add_model_options(p)
+    p.add_argument("--images", type=Path, default=None, help="folder of images to cycle through")
+    p.add_argument("--limit", type=int, default=0, help="use at most N images of the folder")
+    p.add_argument("--warmup", type=int, default=5, help="untimed warm-up calls (default 5)")
+    p.add_argument("--runs", type=int, default=50, help="timed calls (default 50)")
+    p.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object as the last line: preprocess_ms, inference_ms, postprocess_ms, total_ms "
+        "(each with p50, p90, p99, mean), fps, peak_rss_mb, runtime, providers, threads, detections_mean",
+    )
+    p.add_argument("--plot", type=Path, default=None, help="write a PNG of the latency distributions (matplotlib)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("info", help="print what edgeseg reads from a model", description="Print the model's ModelSpec.")
     _add_model_options(p)
     p.set_defaults(func=cmd_info)
@@ -144,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return args.func(args)
-    except (ModelError, ImageError, ValueError) as exc:
+    except (ModelError, ImageError, ValueError, FileNotFoundError, ImportError) as exc:
         print(f"edgeseg: error: {exc}", file=sys.stderr)
         return 2
 

@@ -11,7 +11,7 @@ import io
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from .coco import COCO80_NAMES, COCO80_TO_91
 from .model import Model
+from .result import Result
 
 _CACHE: dict[str, Any] = {}
 
@@ -74,7 +75,9 @@ def category_map(model_names: Sequence[str], categories: list[dict]) -> dict[int
     categories are matched by name (case-insensitive). Every dataset category must match a class.
     """
     by_id = {c["id"]: c["name"] for c in categories}
-    if tuple(model_names) == COCO80_NAMES and all(by_id.get(i) in (None, n) for i, n in zip(COCO80_TO_91, COCO80_NAMES)):
+    if tuple(model_names) == COCO80_NAMES and all(
+        by_id.get(i) in (None, n) for i, n in zip(COCO80_TO_91, COCO80_NAMES)
+    ):
         return {i: cid for i, cid in enumerate(COCO80_TO_91) if cid in by_id}
     index = {n.strip().lower(): i for i, n in enumerate(model_names)}
     unmatched = [c["name"] for c in categories if c["name"].strip().lower() not in index]
@@ -120,7 +123,8 @@ def evaluate(
     missing = [e["file_name"] for e in entries if not (images / e["file_name"]).is_file()]
     if missing:
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        raise FileNotFoundError(f"{len(missing)} annotated image(s) missing in {images}: {', '.join(missing[:10])}{more}")
+        listed = ", ".join(missing[:10])
+        raise FileNotFoundError(f"{len(missing)} annotated image(s) missing in {images}: {listed}{more}")
     cats = category_map(model.names, gt.dataset.get("categories", []))
 
     from tqdm import tqdm
@@ -191,9 +195,7 @@ def _for_kind(results: list[dict], kind: str) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "segmentation"} for r in results]
 
 
-def _subset(result, keep: np.ndarray):  # noqa: ANN001, ANN202 - Result in, Result out
-    from dataclasses import replace
-
+def _subset(result: Result, keep: np.ndarray) -> Result:
     return replace(
         result,
         boxes=result.boxes[keep],

@@ -88,9 +88,7 @@ class Model:
         """
         single = isinstance(images, (str, bytes, os.PathLike, np.ndarray))
         if not single and not isinstance(images, (list, tuple)):
-            raise ImageError(
-                f"expected an image path, a uint8 array, or a list of them; got {type(images).__name__}"
-            )
+            raise ImageError(f"expected an image path, a uint8 array, or a list of them; got {type(images).__name__}")
         items = [images] if single else list(images)
         if not items:
             raise ImageError("no images given: pass a path, an array, or a non-empty list of them")
