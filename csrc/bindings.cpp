@@ -48,9 +48,50 @@ int64_t elem_stride(const py::array& a, int i) {
   return static_cast<int64_t>(a.strides(i)) / static_cast<int64_t>(a.itemsize());
 }
 
-edgeseg::View2D view2d(const py::array& a) {
-  return {static_cast<const float*>(a.data()), a.shape(0), a.shape(1), elem_stride(a, 0),
-          elem_stride(a, 1)};
+// float32, int8 or uint8 data; quantized data needs its (scale, zero_point).
+py::array tensor(const py::handle& obj, int ndim, const char* name, edgeseg::DType* dtype) {
+  if (!py::isinstance<py::array>(obj))
+    throw InvalidArgument(std::string(name) + " must be a numpy array");
+  auto dt = py::reinterpret_borrow<py::array>(obj).dtype();
+  if (dt.is(py::dtype::of<int8_t>())) {
+    *dtype = edgeseg::DType::kInt8;
+    return checked<int8_t>(obj, ndim, name);
+  }
+  if (dt.is(py::dtype::of<uint8_t>())) {
+    *dtype = edgeseg::DType::kUInt8;
+    return checked<uint8_t>(obj, ndim, name);
+  }
+  *dtype = edgeseg::DType::kFloat32;
+  return checked<float>(obj, ndim, name);  // raises for any other dtype, naming float32
+}
+
+edgeseg::Quant quant_of(edgeseg::DType dtype, const py::object& quant, const char* name) {
+  edgeseg::Quant q;
+  if (dtype == edgeseg::DType::kFloat32) {
+    if (!quant.is_none())
+      throw InvalidArgument(std::string(name) + " is float32: it takes no quantization");
+    return q;
+  }
+  if (quant.is_none())
+    throw InvalidArgument(std::string(name) +
+                          " is quantized: pass its quantization as (scale, zero_point)");
+  auto pair = quant.cast<std::pair<float, int32_t>>();
+  q.scale = pair.first;
+  q.zero_point = pair.second;
+  return q;
+}
+
+edgeseg::View2D view2d(const py::object& obj, const py::object& quant, const char* name,
+                       py::array* keep) {
+  edgeseg::View2D v;
+  *keep = tensor(obj, 2, name, &v.dtype);
+  v.data = keep->data();
+  v.rows = keep->shape(0);
+  v.cols = keep->shape(1);
+  v.stride_row = elem_stride(*keep, 0);
+  v.stride_col = elem_stride(*keep, 1);
+  v.quant = quant_of(v.dtype, quant, name);
+  return v;
 }
 
 template <typename T>
@@ -60,8 +101,11 @@ py::array contiguous(const py::handle& obj, int ndim, const char* name) {
 }
 
 edgeseg::DecodeOptions decode_options(float conf, float iou, int64_t max_det, int64_t topk,
-                                      bool agnostic, const py::object& class_allowed) {
+                                      bool agnostic, const py::object& class_allowed,
+                                      std::pair<float, float> box_scale) {
   edgeseg::DecodeOptions opt;
+  opt.box_scale_x = box_scale.first;
+  opt.box_scale_y = box_scale.second;
   opt.conf = conf;
   opt.iou = iou;
   opt.max_det = max_det;
@@ -84,10 +128,12 @@ py::tuple detections_to_python(edgeseg::Detections&& d) {
 
 py::tuple decode_yolo(const py::object& pred, int64_t num_classes, float conf, float iou,
                       int64_t max_det, int64_t pre_nms_topk, bool agnostic,
-                      const py::object& class_allowed) {
-  py::array a = checked<float>(pred, 2, "prediction");
-  const auto opt = decode_options(conf, iou, max_det, pre_nms_topk, agnostic, class_allowed);
-  const auto v = view2d(a);
+                      const py::object& class_allowed, const py::object& quant,
+                      std::pair<float, float> box_scale) {
+  py::array keep;
+  const auto v = view2d(pred, quant, "prediction", &keep);
+  const auto opt =
+      decode_options(conf, iou, max_det, pre_nms_topk, agnostic, class_allowed, box_scale);
   edgeseg::Detections d;
   {
     py::gil_scoped_release release;
@@ -97,10 +143,11 @@ py::tuple decode_yolo(const py::object& pred, int64_t num_classes, float conf, f
 }
 
 py::tuple decode_yolo_e2e(const py::object& rows, int64_t num_classes, float conf, int64_t max_det,
-                          const py::object& class_allowed) {
-  py::array a = checked<float>(rows, 2, "prediction");
-  const auto opt = decode_options(conf, 0.f, max_det, 1, false, class_allowed);
-  const auto v = view2d(a);
+                          const py::object& class_allowed, const py::object& quant,
+                          std::pair<float, float> box_scale) {
+  py::array keep;
+  const auto v = view2d(rows, quant, "prediction", &keep);
+  const auto opt = decode_options(conf, 0.f, max_det, 1, false, class_allowed, box_scale);
   edgeseg::Detections d;
   {
     py::gil_scoped_release release;
@@ -163,8 +210,10 @@ py::array_t<float> unletterbox_boxes(const py::object& boxes_obj, const edgeseg:
 
 py::tuple assemble_masks(const py::object& protos_obj, const py::object& coeffs_obj,
                          const py::object& boxes_obj, std::pair<int64_t, int64_t> input_hw,
-                         std::pair<int64_t, int64_t> image_hw, bool soft, bool drop_empty) {
-  py::array protos = checked<float>(protos_obj, 3, "prototypes");
+                         std::pair<int64_t, int64_t> image_hw, bool soft, bool drop_empty,
+                         const py::object& quant) {
+  edgeseg::DType dtype;
+  py::array protos = tensor(protos_obj, 3, "prototypes", &dtype);
   py::array coeffs = contiguous<float>(coeffs_obj, 2, "coefficients");
   py::array boxes = contiguous<float>(boxes_obj, 2, "boxes");
   check_boxes(boxes);
@@ -173,13 +222,16 @@ py::tuple assemble_masks(const py::object& protos_obj, const py::object& coeffs_
     throw InvalidArgument("coefficients must have shape (N, " + std::to_string(protos.shape(0)) +
                           ") for N boxes and " + std::to_string(protos.shape(0)) +
                           " prototypes, got " + std::string(py::str(coeffs.attr("shape"))));
-  edgeseg::ProtoView pv{static_cast<const float*>(protos.data()),
-                        protos.shape(0),
-                        protos.shape(1),
-                        protos.shape(2),
-                        elem_stride(protos, 0),
-                        elem_stride(protos, 1),
-                        elem_stride(protos, 2)};
+  edgeseg::ProtoView pv;
+  pv.data = protos.data();
+  pv.dtype = dtype;
+  pv.channels = protos.shape(0);
+  pv.height = protos.shape(1);
+  pv.width = protos.shape(2);
+  pv.stride_c = elem_stride(protos, 0);
+  pv.stride_y = elem_stride(protos, 1);
+  pv.stride_x = elem_stride(protos, 2);
+  pv.quant = quant_of(dtype, quant, "prototypes");
   edgeseg::MaskOptions opt;
   opt.soft = soft;
   opt.drop_empty = drop_empty;
@@ -255,15 +307,17 @@ PYBIND11_MODULE(_core, m) {
         py::arg("dst_h"), py::arg("dst_w"));
   m.def("decode_yolo", &decode_yolo, py::arg("prediction"), py::arg("num_classes"), py::arg("conf"),
         py::arg("iou"), py::arg("max_det"), py::arg("pre_nms_topk"), py::arg("agnostic"),
-        py::arg("class_allowed") = py::none());
+        py::arg("class_allowed") = py::none(), py::arg("quant") = py::none(),
+        py::arg("box_scale") = std::make_pair(1.f, 1.f));
   m.def("decode_yolo_e2e", &decode_yolo_e2e, py::arg("rows"), py::arg("num_classes"),
-        py::arg("conf"), py::arg("max_det"), py::arg("class_allowed") = py::none());
+        py::arg("conf"), py::arg("max_det"), py::arg("class_allowed") = py::none(),
+        py::arg("quant") = py::none(), py::arg("box_scale") = std::make_pair(1.f, 1.f));
   m.def("nms", &nms, py::arg("boxes"), py::arg("scores"), py::arg("class_ids") = py::none(),
         py::arg("iou") = 0.7f, py::arg("max_det") = 300, py::arg("agnostic") = false);
   m.def("unletterbox_boxes", &unletterbox_boxes, py::arg("boxes"), py::arg("letterbox"));
   m.def("assemble_masks", &assemble_masks, py::arg("prototypes"), py::arg("coefficients"),
         py::arg("boxes"), py::arg("input_hw"), py::arg("image_hw"), py::arg("soft") = false,
-        py::arg("drop_empty") = true);
+        py::arg("drop_empty") = true, py::arg("quant") = py::none());
   m.def("rle_encode", &rle_encode, py::arg("bits"), py::arg("offsets"), py::arg("rects"),
         py::arg("image_hw"));
 }

@@ -242,8 +242,10 @@ def make_pred(rng: np.random.Generator, n: int, nc: int, nm: int, size: float = 
     wh = rng.uniform(4, size / 4, (max(n // 8, 1), 2))[rng.integers(0, len(centres), n)]
     wh = wh * rng.uniform(0.8, 1.25, (n, 2))
     scores = rng.random((n, nc)) ** 3
-    # Quantized scores (many ties) like an int8 model.
-    scores = np.round(scores * 64) / 64
+    # Quantized scores like an int8 model: ties between the classes of an anchor stay (argmax must
+    # pick the first), while a tiny per-anchor offset keeps anchors apart, because equal-score
+    # anchors are ordered as PyTorch's argsort orders them (see test_decode_ties_*).
+    scores = np.round(scores * 64) / 64 + np.arange(n)[:, None] * 2.0**-22
     coeffs = rng.normal(0, 1, (n, nm))
     return np.concatenate([cxy, wh, scores, coeffs], 1).T.astype(np.float32).copy()
 
@@ -299,8 +301,8 @@ def test_decode_yolo_pre_nms_topk_cap() -> None:
         got = _core.decode_yolo(pred, nc, 0.05, 0.5, 300, topk, False)
         assert_decode_equal(got, ref_decode(pred, nc, 0.05, 0.5, 300, topk, False))
         assert len(got[1]) <= topk
-    # Disjoint boxes: NMS keeps every candidate, so exactly the top-k scores survive (ties at the
-    # cut: lower anchor first).
+    # Disjoint boxes: NMS keeps every candidate, so exactly the top-k scores survive; which of the
+    # anchors tied at the cut survive follows the reference's sort order.
     n = 40
     pred = np.zeros((4 + 2, n), np.float32)
     pred[0] = np.arange(n) * 10 + 5
@@ -309,7 +311,9 @@ def test_decode_yolo_pre_nms_topk_cap() -> None:
     pred[4] = np.repeat(np.linspace(0.9, 0.5, n // 4), 4)
     got = _core.decode_yolo(pred, 2, 0.25, 0.5, 300, 6, False)
     assert got[2].tolist() == [0] * 6
-    np.testing.assert_array_equal(got[0][:, 0], pred[0, :6] - 2)
+    anchors = ((got[0][:, 0] + 2 - 5) / 10).astype(int)
+    assert sorted(anchors[:4].tolist()) == [0, 1, 2, 3]
+    assert set(anchors[4:].tolist()) <= {4, 5, 6, 7}
 
 
 def test_decode_yolo_max_det() -> None:
@@ -561,3 +565,36 @@ def test_decode_yolo_e2e_huge_class_id_raises(cls: float) -> None:
     rows = np.array([[0, 0, 10, 10, 0.9, cls]], np.float32)
     with pytest.raises(ValueError, match="class id"):
         _core.decode_yolo_e2e(rows, 3, 0.25, 300)
+
+
+def test_decode_ties_small_keep_anchor_order() -> None:
+    """Equal scores: with up to 16 candidates the reference's sort (libstdc++'s introsort, which
+    PyTorch's CPU argsort uses) is an insertion sort, so tied anchors keep their order."""
+    nc, nm, n = 2, 1, 12
+    pred = np.zeros((4 + nc + nm, n), np.float32)
+    pred[0] = 100.0  # every box the same: NMS keeps only the first of the tied anchors
+    pred[1] = 100.0
+    pred[2:4] = 20.0
+    pred[4] = 0.5
+    _boxes, scores, _classes, _ = _core.decode_yolo(pred, nc, 0.25, 0.7, 300, 30000, False)
+    assert len(scores) == 1 and scores[0] == np.float32(0.5)
+    # Which anchor won shows in its coefficient.
+    pred[6] = np.arange(n)
+    assert _core.decode_yolo(pred, nc, 0.25, 0.7, 300, 30000, False)[3][0, 0] == 0
+
+
+def test_decode_ties_many_keep_one_of_each_cluster() -> None:
+    """With many tied candidates the order among ties follows the reference's sort; whatever it is,
+    each cluster of identical boxes yields exactly one detection with the tied score."""
+    nc, nm, clusters, per = 1, 1, 40, 10
+    n = clusters * per
+    pred = np.zeros((4 + nc + nm, n), np.float32)
+    cluster = np.arange(n) % clusters
+    pred[0] = 20.0 + 50.0 * cluster
+    pred[1] = 20.0
+    pred[2:4] = 10.0
+    pred[4] = 0.75
+    pred[5] = np.arange(n)
+    _boxes, scores, _, coeffs = _core.decode_yolo(pred, nc, 0.25, 0.7, 300, 30000, False)
+    assert len(scores) == clusters and np.all(scores == np.float32(0.75))
+    assert sorted(cluster[coeffs[:, 0].astype(int)].tolist()) == list(range(clusters))

@@ -21,6 +21,9 @@ CASES = {
     "yolov8n-seg-dynamic.onnx": ("yolov8n-seg", {"rect": False}),  # same weights, forced to 640x640
     "yolo11n-seg-dynint8.onnx": ("yolo11n-seg-dynint8", {}),
     "yolov8n-seg-320-dynint8.onnx": ("yolov8n-seg-320-dynint8", {}),
+    # LiteRT: int8 input and outputs decoded in the int8 domain; int8 inside with float I/O.
+    "yolo11n-seg-int8.tflite": ("yolo11n-seg-int8", {}),
+    "yolov8n-seg-int8-floatio.tflite": ("yolov8n-seg-int8-floatio", {}),
 }
 
 

@@ -3,6 +3,7 @@
 #include <limits>
 #include <numeric>
 #include <string>
+#include <type_traits>
 
 #include "edgeseg/core.hpp"
 
@@ -20,6 +21,9 @@ void check_options(const DecodeOptions& opt, int64_t num_classes) {
   if (!(opt.iou >= 0.f && opt.iou <= 1.f)) throw InvalidArgument("iou must be in [0, 1]");
   if (opt.max_det < 0) throw InvalidArgument("max_det must be >= 0");
   if (opt.pre_nms_topk < 1) throw InvalidArgument("pre_nms_topk must be >= 1");
+  if (!(opt.box_scale_x > 0.f && opt.box_scale_y > 0.f && std::isfinite(opt.box_scale_x) &&
+        std::isfinite(opt.box_scale_y)))
+    throw InvalidArgument("box scales must be positive and finite");
   if (!opt.class_allowed.empty() && static_cast<int64_t>(opt.class_allowed.size()) != num_classes)
     throw InvalidArgument("class filter must have one flag per class (" +
                           std::to_string(num_classes) + ")");
@@ -29,51 +33,67 @@ bool allowed(const DecodeOptions& opt, int32_t cls) {
   return opt.class_allowed.empty() || opt.class_allowed[static_cast<size_t>(cls)] != 0;
 }
 
-// One class row against the running best: branch-free so it vectorizes. Returns whether the row
-// held a NaN or infinity (NaN would otherwise silently hide detections: it never compares greater).
-int scan_row(const float* __restrict row, float* __restrict best, int32_t* __restrict cls,
-             int64_t n, int32_t c) {
-  int32_t nan = 0;
+void check_quant(DType dtype, const Quant& q, const char* what) {
+  if (dtype == DType::kFloat32) return;
+  if (!(q.scale > 0.f) || !std::isfinite(q.scale))
+    throw InvalidArgument(std::string(what) +
+                          " has a non-positive or non-finite quantization scale");
+}
+
+// One class row against the running best: branch-free so it vectorizes. For float data, returns
+// whether the row held a NaN or infinity (NaN would otherwise silently hide detections: it never
+// compares greater).
+template <typename T>
+int scan_row(const T* __restrict row, T* __restrict best, int32_t* __restrict cls, int64_t n,
+             int32_t c) {
+  int32_t bad = 0;
   for (int64_t a = 0; a < n; ++a) {
-    const float v = row[a];
-    const float old = best[a];
-    const float zero_if_finite = v - v;  // NaN for NaN and +-inf
-    nan |= static_cast<int32_t>(zero_if_finite != zero_if_finite);
+    const T v = row[a];
+    const T old = best[a];
+    if constexpr (std::is_floating_point_v<T>) {
+      const T zero_if_finite = v - v;  // NaN for NaN and +-inf
+      bad |= static_cast<int32_t>(zero_if_finite != zero_if_finite);
+    }
     const int32_t better = -static_cast<int32_t>(v > old);
     best[a] = v > old ? v : old;
     cls[a] = (c & better) | (cls[a] & ~better);
   }
-  return nan;
+  return bad;
 }
 
-// Best class score and index per anchor; every score is read exactly once. With anchors
-// contiguous (the usual [4+nc+nm, N] export) rows are scanned in anchor blocks that keep the
-// running best in L1. Returns whether any score was NaN.
-bool best_class(const View2D& pred, int64_t num_classes, std::vector<float>& best,
+// Best class score (in the data's own type: quantized scores stay quantized) and index per
+// anchor; every score is read exactly once. With anchors contiguous (the usual [4+nc+nm, N]
+// export) rows are scanned in anchor blocks that keep the running best in L1. Returns whether any
+// float score was NaN or infinite.
+template <typename T>
+bool best_class(const View2D& pred, int64_t num_classes, std::vector<T>& best,
                 std::vector<int32_t>& cls) {
   const int64_t n = pred.cols;
+  const T* data = static_cast<const T*>(pred.data);
   best.resize(static_cast<size_t>(n));
   cls.resize(static_cast<size_t>(n));
-  float* b = best.data();
+  T* b = best.data();
   int32_t* k = cls.data();
-  int32_t nan = 0;
+  int32_t bad = 0;
+  constexpr T lowest = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
+                                                            : std::numeric_limits<T>::lowest();
   if (pred.stride_col == 1) {
     constexpr int64_t kBlock = 1024;
     for (int64_t a0 = 0; a0 < n; a0 += kBlock) {
       const int64_t len = std::min(kBlock, n - a0);
-      std::fill_n(b + a0, len, -std::numeric_limits<float>::infinity());
+      std::fill_n(b + a0, len, lowest);
       std::fill_n(k + a0, len, 0);
       for (int32_t c = 0; c < num_classes; ++c)
-        nan |= scan_row(pred.data + (4 + c) * pred.stride_row + a0, b + a0, k + a0, len, c);
+        bad |= scan_row<T>(data + (4 + c) * pred.stride_row + a0, b + a0, k + a0, len, c);
     }
   } else {
     for (int64_t a = 0; a < n; ++a) {
-      const float* col = pred.data + a * pred.stride_col + 4 * pred.stride_row;
-      float top = -std::numeric_limits<float>::infinity();
+      const T* col = data + a * pred.stride_col + 4 * pred.stride_row;
+      T top = lowest;
       int32_t arg = 0;
       for (int32_t c = 0; c < num_classes; ++c) {
-        const float v = col[c * pred.stride_row];
-        nan |= !std::isfinite(v);
+        const T v = col[c * pred.stride_row];
+        if constexpr (std::is_floating_point_v<T>) bad |= !std::isfinite(v);
         if (v > top) {
           top = v;
           arg = c;
@@ -83,7 +103,53 @@ bool best_class(const View2D& pred, int64_t num_classes, std::vector<float>& bes
       k[a] = arg;
     }
   }
-  return nan != 0;
+  return bad != 0;
+}
+
+struct Candidate {
+  float score;
+  int32_t anchor;
+  int32_t cls;
+};
+
+// The smallest quantized value whose real value is above `conf`, so the threshold is applied to
+// raw quantized scores with one integer comparison. Real values are computed exactly as `load`
+// does, so quantized and float decoding keep the same candidates.
+template <typename T>
+int32_t quantized_threshold(float conf, const Quant& q, DType dtype) {
+  const int32_t lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
+  for (int32_t v = lo; v <= hi; ++v) {
+    const T raw = static_cast<T>(v);
+    if (load(&raw, dtype, 0, q) > conf) return v;
+  }
+  return hi + 1;  // nothing can pass
+}
+
+template <typename T>
+std::vector<Candidate> candidates(const View2D& pred, int64_t num_classes,
+                                  const DecodeOptions& opt) {
+  thread_local std::vector<T> best;
+  thread_local std::vector<int32_t> cls;
+  if (best_class<T>(pred, num_classes, best, cls))
+    throw InvalidArgument(
+        "model output has NaN or infinite class scores; the model or its quantization is broken "
+        "(run `edgeseg info MODEL` to inspect it)");
+  std::vector<Candidate> cand;
+  if constexpr (std::is_floating_point_v<T>) {
+    for (int64_t a = 0; a < pred.cols; ++a) {
+      if (best[a] > opt.conf && allowed(opt, cls[a]))
+        cand.push_back({best[a], static_cast<int32_t>(a), cls[a]});
+    }
+  } else {
+    const int32_t keep_from = quantized_threshold<T>(opt.conf, pred.quant, pred.dtype);
+    for (int64_t a = 0; a < pred.cols; ++a) {
+      if (best[a] >= keep_from && allowed(opt, cls[a])) {
+        const T raw = best[a];  // only survivors are dequantized
+        cand.push_back({load(&raw, pred.dtype, 0, pred.quant), static_cast<int32_t>(a), cls[a]});
+      }
+    }
+  }
+  return cand;
 }
 
 void check_finite(const float* v, int64_t n, const char* what) {
@@ -111,31 +177,28 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
   Detections out;
   out.num_coeffs = nm;
 
-  thread_local std::vector<float> best;
-  thread_local std::vector<int32_t> cls;
-  if (best_class(pred, num_classes, best, cls))
-    throw InvalidArgument(
-        "model output has NaN or infinite class scores; the model or its quantization is broken "
-        "(run "
-        "`edgeseg info MODEL` to inspect it)");
-
-  struct Candidate {
-    float score;
-    int32_t anchor;
-  };
+  check_quant(pred.dtype, pred.quant, "prediction");
   std::vector<Candidate> cand;
-  for (int64_t a = 0; a < pred.cols; ++a) {
-    if (best[a] > opt.conf && allowed(opt, cls[a]))
-      cand.push_back({best[a], static_cast<int32_t>(a)});
+  switch (pred.dtype) {
+    case DType::kInt8:
+      cand = candidates<int8_t>(pred, num_classes, opt);
+      break;
+    case DType::kUInt8:
+      cand = candidates<uint8_t>(pred, num_classes, opt);
+      break;
+    default:
+      cand = candidates<float>(pred, num_classes, opt);
   }
-  auto by_score = [](const Candidate& x, const Candidate& y) {
-    return x.score > y.score || (x.score == y.score && x.anchor < y.anchor);
-  };
-  if (static_cast<int64_t>(cand.size()) > opt.pre_nms_topk) {
-    std::nth_element(cand.begin(), cand.begin() + opt.pre_nms_topk, cand.end(), by_score);
-    cand.resize(static_cast<size_t>(opt.pre_nms_topk));
-  }
+  // Candidates are in anchor order here; they are ordered by descending score with std::sort and a
+  // comparator on the score alone, which is exactly how the reference (PyTorch's CPU argsort)
+  // orders them, ties included. Ties are rare in float outputs and common in quantized ones,
+  // where the order decides which of two equal-score overlapping boxes NMS keeps.
+  auto by_score = [](const Candidate& x, const Candidate& y) { return x.score > y.score; };
   std::sort(cand.begin(), cand.end(), by_score);
+  if (static_cast<int64_t>(cand.size()) > opt.pre_nms_topk) {
+    cand.resize(static_cast<size_t>(opt.pre_nms_topk));
+    std::sort(cand.begin(), cand.end(), by_score);  // the reference sorts the kept ones again
+  }
 
   const int64_t m = static_cast<int64_t>(cand.size());
   std::vector<float> boxes(static_cast<size_t>(4 * m));
@@ -143,14 +206,15 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
   std::vector<int64_t> order(static_cast<size_t>(m));
   for (int64_t i = 0; i < m; ++i) {
     const int64_t a = cand[i].anchor;
-    const float cx = pred.at(0, a), cy = pred.at(1, a);
-    const float hw = pred.at(2, a) / 2, hh = pred.at(3, a) / 2;
+    // Scaled before halving, in this order, as the reference denormalizes and then converts.
+    const float cx = pred.at(0, a) * opt.box_scale_x, cy = pred.at(1, a) * opt.box_scale_y;
+    const float hw = pred.at(2, a) * opt.box_scale_x / 2, hh = pred.at(3, a) * opt.box_scale_y / 2;
     float* b = boxes.data() + 4 * i;
     b[0] = cx - hw;
     b[1] = cy - hh;
     b[2] = cx + hw;
     b[3] = cy + hh;
-    cand_cls[i] = cls[a];
+    cand_cls[i] = cand[i].cls;
     order[i] = i;
   }
   check_finite(boxes.data(), 4 * m, "box coordinates");
@@ -180,6 +244,7 @@ Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const Decode
                           " values; expected x1 y1 x2 y2 score class and mask coefficients");
   if (num_classes < 1) throw InvalidArgument("num_classes must be >= 1");
   check_options(opt, num_classes);
+  check_quant(rows.dtype, rows.quant, "prediction");
   const int64_t nm = rows.cols - 6;
   Detections out;
   out.num_coeffs = nm;
@@ -197,7 +262,8 @@ Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const Decode
       throw InvalidArgument("end-to-end prediction has class id " + std::to_string(cls_f) +
                             " outside [0, " + std::to_string(num_classes) + ")");
     if (!allowed(opt, cls)) continue;
-    for (int c = 0; c < 4; ++c) out.boxes.push_back(rows.at(r, c));
+    for (int c = 0; c < 4; ++c)
+      out.boxes.push_back(rows.at(r, c) * (c % 2 == 0 ? opt.box_scale_x : opt.box_scale_y));
     out.scores.push_back(score);
     out.classes.push_back(cls);
     for (int64_t c = 0; c < nm; ++c) out.coeffs.push_back(rows.at(r, 6 + c));

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <type_traits>
 
 #include "edgeseg/core.hpp"
 
@@ -113,6 +114,49 @@ struct Scratch {
   std::vector<float> logits, rows, acc;
 };
 
+// Logits (coefficients . prototypes) over the prototype window [lx0, vx1) x [ly0, vy1), into a
+// row-major buffer of row length nx. Quantized prototypes are converted on the fly and the affine
+// (zero point, scale) is applied once per logit: sum_c k_c (q_c - z) s = s (sum_c k_c q_c - z sum_c
+// k_c).
+template <typename T>
+void accumulate_logits(const ProtoView& p, const float* coeff, int64_t lx0, int64_t vx1,
+                       int64_t ly0, int64_t vy1, int64_t nx, float* __restrict lg) {
+  const T* base = static_cast<const T*>(p.data);
+  if (p.stride_c == 1 && p.channels > 1) {  // channels last: one contiguous dot product per pixel
+    for (int64_t y = ly0; y < vy1; ++y) {
+      for (int64_t x = lx0; x < vx1; ++x) {
+        const T* px = base + y * p.stride_y + x * p.stride_x;
+        float acc = 0.f;
+        for (int64_t c = 0; c < p.channels; ++c) acc += coeff[c] * static_cast<float>(px[c]);
+        lg[(y - ly0) * nx + (x - lx0)] = acc;
+      }
+    }
+  } else {  // channels first: each prototype row is a contiguous (or strided) run
+    for (int64_t c = 0; c < p.channels; ++c) {
+      const float k = coeff[c];
+      for (int64_t y = ly0; y < vy1; ++y) {
+        const T* src = base + c * p.stride_c + y * p.stride_y + lx0 * p.stride_x;
+        float* __restrict dst = lg + (y - ly0) * nx;
+        if (p.stride_x == 1) {
+          for (int64_t x = 0; x < vx1 - lx0; ++x) dst[x] += k * static_cast<float>(src[x]);
+        } else {
+          for (int64_t x = 0; x < vx1 - lx0; ++x)
+            dst[x] += k * static_cast<float>(src[x * p.stride_x]);
+        }
+      }
+    }
+  }
+  if constexpr (!std::is_floating_point_v<T>) {
+    float sum = 0.f;
+    for (int64_t c = 0; c < p.channels; ++c) sum += coeff[c];
+    const float offset = static_cast<float>(p.quant.zero_point) * sum, scale = p.quant.scale;
+    for (int64_t y = ly0; y < vy1; ++y) {
+      float* row = lg + (y - ly0) * nx;
+      for (int64_t x = 0; x < vx1 - lx0; ++x) row[x] = (row[x] - offset) * scale;
+    }
+  }
+}
+
 // Writes the crop [x0, x1) x [y0, y1) of one instance's mask; returns its pixel count.
 int64_t render_mask(const ProtoView& p, const float* coeff, const AxisPlan& px, const AxisPlan& py,
                     int64_t x0, int64_t x1, int64_t y0, int64_t y1, uint8_t* bits, float* probs,
@@ -125,17 +169,15 @@ int64_t render_mask(const ProtoView& p, const float* coeff, const AxisPlan& px, 
   const int64_t vx1 = std::min(lx1, p.width), vy1 = std::min(ly1, p.height);
   s.logits.assign(static_cast<size_t>(nx * ny), 0.f);
   float* __restrict lg = s.logits.data();
-  for (int64_t c = 0; c < p.channels; ++c) {
-    const float k = coeff[c];
-    for (int64_t y = ly0; y < vy1; ++y) {
-      const float* src = p.data + c * p.stride_c + y * p.stride_y + lx0 * p.stride_x;
-      float* __restrict dst = lg + (y - ly0) * nx;
-      if (p.stride_x == 1) {
-        for (int64_t x = 0; x < vx1 - lx0; ++x) dst[x] += k * src[x];
-      } else {
-        for (int64_t x = 0; x < vx1 - lx0; ++x) dst[x] += k * src[x * p.stride_x];
-      }
-    }
+  switch (p.dtype) {
+    case DType::kInt8:
+      accumulate_logits<int8_t>(p, coeff, lx0, vx1, ly0, vy1, nx, lg);
+      break;
+    case DType::kUInt8:
+      accumulate_logits<uint8_t>(p, coeff, lx0, vx1, ly0, vy1, nx, lg);
+      break;
+    default:
+      accumulate_logits<float>(p, coeff, lx0, vx1, ly0, vy1, nx, lg);
   }
   for (int64_t i = 0; i < nx * ny; ++i) {
     if (!std::isfinite(lg[i]))
@@ -207,6 +249,8 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
   const ProtoView& p = protos;
   if (p.data == nullptr || p.channels < 1 || p.height < 1 || p.width < 1)
     throw InvalidArgument("prototypes must be a non-empty (channels, height, width) array");
+  if (p.dtype != DType::kFloat32 && (!(p.quant.scale > 0.f) || !std::isfinite(p.quant.scale)))
+    throw InvalidArgument("prototypes have a non-positive or non-finite quantization scale");
   if (n < 0) throw InvalidArgument("number of detections must be >= 0");
   if (src_h < 1 || src_w < 1) throw InvalidArgument("image size must be positive");
   if (input_h < 1 || input_w < 1 || input_h % p.height != 0 || input_w % p.width != 0 ||

@@ -137,12 +137,14 @@ class Model:
         images = [read_image(s, rgb=rgb) for s in sources]
         in_h, in_w = self.input_size([im.shape[:2] for im in images])
         batch = len(images) if self.spec.batch is None else self.spec.batch
+        inp = self.spec.input
         nchw = self.spec.input_layout == "NCHW"
-        tensor = np.zeros((batch, 3, in_h, in_w) if nchw else (batch, in_h, in_w, 3), dtype=np.float32)
+        tensor = np.zeros((batch, 3, in_h, in_w) if nchw else (batch, in_h, in_w, 3), dtype=inp.dtype)
+        quant = None if inp.scale is None else (inp.scale, inp.zero_point)
         boxes = []
         for i, image in enumerate(images):
             canvas, lb = letterbox(image, (in_h, in_w))
-            to_input(canvas, tensor[i], self.spec.input_layout)
+            to_input(canvas, tensor[i], self.spec.input_layout, quant)
             boxes.append(lb)
         t1 = time.perf_counter()
         outputs = self.runtime.run({self.spec.input.name: tensor})
@@ -192,12 +194,15 @@ def load(
     rect: bool = True,
     names: Sequence[str] | None = None,
     max_batch: int = 8,
+    delegates: Sequence[Any] | None = None,
+    xnnpack: bool = True,
 ) -> Model:
     """Load a segmentation model; everything about it is read from the file.
 
     Args:
         path: an ``.onnx`` file (Ultralytics YOLOv8/YOLO11-seg export: raw or end-to-end,
-            float or dynamically quantized, fixed or dynamic input size).
+            float or dynamically quantized, fixed or dynamic input size) or a ``.tflite`` file
+            (float, or int8 with float or int8 input and outputs; needs ``edgeseg[tflite]``).
         providers: ONNX Runtime execution providers in priority order, e.g. ``["tensorrt", "cuda"]``;
             unavailable ones are skipped with a warning; CPU is always the last resort.
         threads: intra-op threads (default: the runtime's choice).
@@ -207,10 +212,20 @@ def load(
             image (e.g. 384x640 for 16:9) instead of the full ``imgsz`` square.
         names: class names overriding the model's own.
         max_batch: most images per inference call for models with a dynamic batch dimension.
+        delegates: ``.tflite`` only: LiteRT external delegates by library path (Edge TPU, GPU, NPU),
+            optionally ``(path, options)``; a delegate that cannot be loaded is an error.
+        xnnpack: ``.tflite`` only: use LiteRT's XNNPACK CPU delegate (default).
     """
     p = Path(path)
     if not p.is_file():
         raise ModelError(f"{p}: no such model file")
-    runtime = open_runtime(p, providers=providers, threads=threads, session_options=session_options)
+    if p.suffix.lower() == ".tflite":
+        if providers is not None or session_options is not None:
+            raise ValueError("providers and session_options apply to ONNX models; .tflite models take delegates=")
+        runtime = open_runtime(p, threads=threads, delegates=delegates, xnnpack=xnnpack)
+    else:
+        if delegates is not None:
+            raise ValueError("delegates apply to .tflite models; ONNX models take providers=")
+        runtime = open_runtime(p, providers=providers, threads=threads, session_options=session_options)
     spec = build_spec(str(p), runtime, names=names, imgsz=imgsz)
     return Model(runtime, spec, rect=rect, max_batch=max_batch)

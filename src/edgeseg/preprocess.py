@@ -6,6 +6,8 @@ canvas of grey 114 with the padding split ``round(pad / 2 - 0.1)`` before and th
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -38,12 +40,29 @@ def letterbox(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray,
     return canvas, lb
 
 
-def to_input(canvas: np.ndarray, out: np.ndarray, layout: str = "NCHW") -> None:
-    """Write a letterboxed BGR canvas into one float32 input slot: RGB, 0..1, in ``layout`` order.
+def to_input(canvas: np.ndarray, out: np.ndarray, layout: str = "NCHW", quant: tuple[float, int] | None = None) -> None:
+    """Write a letterboxed BGR canvas into one input slot: RGB, in ``layout`` order, in ``out``'s dtype.
 
-    ``out`` is (3, H, W) for NCHW or (H, W, 3) for NHWC. Division (not multiplication by 1/255)
-    keeps the values bit-identical to the reference.
+    ``out`` is (3, H, W) for NCHW or (H, W, 3) for NHWC. Float inputs get pixel / 255 (division,
+    not multiplication by 1/255, keeps the values bit-identical to the reference). Quantized
+    inputs get the quantized value of pixel / 255 straight from a 256-entry table, so no float
+    image is ever made.
     """
     rgb = canvas[:, :, ::-1]
     src = rgb.transpose(2, 0, 1) if layout == "NCHW" else rgb
-    np.divide(src, np.float32(255.0), out=out, dtype=np.float32)
+    if out.dtype == np.float32:
+        np.divide(src, np.float32(255.0), out=out, dtype=np.float32)
+    else:
+        if quant is None:
+            raise ValueError(f"a {out.dtype} input needs its quantization (scale, zero_point)")
+        np.take(quantize_table(quant[0], quant[1], out.dtype), src, out=out)
+
+
+@functools.lru_cache(maxsize=16)
+def quantize_table(scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """Quantized value of each pixel value 0..255 (as pixel / 255), computed as the reference does:
+    in float32, clipped to the type's range, then truncated."""
+    info = np.iinfo(dtype)
+    real = np.arange(256, dtype=np.float32) / np.float32(255.0)
+    q = real / np.float32(scale) + np.float32(zero_point)
+    return np.clip(q, info.min, info.max).astype(dtype)

@@ -48,7 +48,8 @@ class ModelSpec:
         detections_anchor_major: the raw head output is [B, anchors, features] instead of [B, features, anchors].
         prototypes_output: index of the prototypes output.
         prototypes_nhwc: prototypes are [B, h, w, C] instead of [B, C, h, w].
-        outputs: all outputs, as the runtime reports them.
+        boxes_normalized: box coordinates are fractions of the input size (TFLite exports) rather than pixels.
+        outputs: all outputs, as the runtime reports them (with the quantization of quantized ones).
     """
 
     path: str
@@ -67,6 +68,7 @@ class ModelSpec:
     detections_anchor_major: bool
     prototypes_output: int
     prototypes_nhwc: bool
+    boxes_normalized: bool
     outputs: tuple[TensorInfo, ...]
 
     @property
@@ -89,6 +91,7 @@ class ModelSpec:
             f"stride:      {self.stride}",
             f"classes:     {self.num_classes} ({', '.join(self.names[:6])}{', ...' if self.num_classes > 6 else ''})",
             f"mask coeffs: {self.num_coeffs}",
+            f"boxes:       {'normalized to 0..1' if self.boxes_normalized else 'input pixels'}",
         ]
         for i, o in enumerate(self.outputs):
             role = {self.detections_output: "detections", self.prototypes_output: "prototypes"}.get(i, "unused")
@@ -141,8 +144,13 @@ def build_spec(
     if len(rt.inputs) != 1 or len(rt.inputs[0].shape) != 4:
         raise _unsupported(path, rt, "expected one image input of rank 4")
     inp = rt.inputs[0]
-    if inp.dtype != np.float32:
-        raise _unsupported(path, rt, f"input dtype {inp.dtype} is not supported yet (float32 only)")
+    if inp.dtype not in (np.float32, np.int8, np.uint8):
+        raise _unsupported(path, rt, f"input dtype {inp.dtype} is not supported (float32, int8, uint8)")
+    if inp.dtype != np.float32 and inp.scale is None:
+        raise _unsupported(path, rt, f"the {inp.dtype} input has no quantization parameters")
+    for o in rt.outputs:
+        if o.dtype not in (np.float32, np.int8, np.uint8) or (o.dtype != np.float32 and o.scale is None):
+            raise _unsupported(path, rt, f"output {o.name} is {o.dtype} without usable quantization")
     b, d1, d2, d3 = inp.shape
     if d1 == 3 or (d1 is None and d3 != 3):
         layout, (h, w) = "NCHW", (d2, d3)
@@ -226,6 +234,7 @@ def build_spec(
     if nc is not None and len(final_names) != nc:
         raise ValueError(f"{path}: the model predicts {nc} classes but {len(final_names)} names were given: pass {nc}")
 
+    normalized = head == "yolo" and _probe_boxes_normalized(rt, inp, layout, size, det_i, anchor_major)
     return ModelSpec(
         path=str(path),
         runtime=rt.name,
@@ -243,5 +252,28 @@ def build_spec(
         detections_anchor_major=anchor_major,
         prototypes_output=proto_i,
         prototypes_nhwc=proto_nhwc,
+        boxes_normalized=normalized,
         outputs=tuple(rt.outputs),
     )
+
+
+def _probe_boxes_normalized(
+    rt: Runtime, inp: TensorInfo, layout: str, size: tuple[int, int], det_i: int, anchor_major: bool
+) -> bool:
+    """Whether the raw head's boxes are fractions of the input size (TFLite exports) or pixels.
+
+    Nothing in the file says so, but one inference on a flat grey image does: box centres spread
+    over the whole input (anchors cover the image) whatever the content, so their maximum is about
+    the input size in pixels and about 1 when normalized.
+    """
+    batch = inp.shape[0] or 1
+    shape = (batch, 3, *size) if layout == "NCHW" else (batch, *size, 3)
+    grey = np.full(shape, 114 / 255, np.float32)
+    if inp.dtype != np.float32:
+        grey = np.round(grey / inp.scale + inp.zero_point).astype(inp.dtype)
+    det = rt.run({inp.name: grey})[det_i][0]
+    info = rt.outputs[det_i]
+    centres = (det.T if anchor_major else det)[:2].astype(np.float32)
+    if info.scale is not None:
+        centres = (centres - info.zero_point) * info.scale
+    return float(np.nanmax(centres)) <= 2.0

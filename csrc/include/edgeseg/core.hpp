@@ -16,19 +16,46 @@ struct InvalidArgument : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// A read-only 2-D float32 view; strides are in elements, so transposed layouts are free.
-struct View2D {
-  const float* data = nullptr;
-  int64_t rows = 0, cols = 0;
-  int64_t stride_row = 0, stride_col = 0;
-  float at(int64_t r, int64_t c) const { return data[r * stride_row + c * stride_col]; }
+enum class DType : uint8_t { kFloat32, kInt8, kUInt8 };
+
+// Affine quantization of a tensor: real = (q - zero_point) * scale. Identity for float tensors.
+struct Quant {
+  float scale = 1.f;
+  int32_t zero_point = 0;
 };
 
-// A read-only 3-D float32 view of prototypes: (channel, y, x) with element strides.
+// Real value of element `i` of a buffer of `dtype`, dequantized in float32 as the reference does.
+inline float load(const void* data, DType dtype, int64_t i, const Quant& q) {
+  switch (dtype) {
+    case DType::kInt8:
+      return static_cast<float>(static_cast<const int8_t*>(data)[i] - q.zero_point) * q.scale;
+    case DType::kUInt8:
+      return static_cast<float>(static_cast<const uint8_t*>(data)[i] - q.zero_point) * q.scale;
+    default:
+      return static_cast<const float*>(data)[i];
+  }
+}
+
+// A read-only 2-D view of float32, int8 or uint8 data; strides are in elements, so transposed
+// layouts are free. Quantized data is read through `quant`.
+struct View2D {
+  const void* data = nullptr;
+  DType dtype = DType::kFloat32;
+  int64_t rows = 0, cols = 0;
+  int64_t stride_row = 0, stride_col = 0;
+  Quant quant;
+  float at(int64_t r, int64_t c) const {
+    return load(data, dtype, r * stride_row + c * stride_col, quant);
+  }
+};
+
+// A read-only 3-D view of prototypes: (channel, y, x) with element strides (NCHW or NHWC data).
 struct ProtoView {
-  const float* data = nullptr;
+  const void* data = nullptr;
+  DType dtype = DType::kFloat32;
   int64_t channels = 0, height = 0, width = 0;
   int64_t stride_c = 0, stride_y = 0, stride_x = 0;
+  Quant quant;
 };
 
 struct DecodeOptions {
@@ -38,6 +65,9 @@ struct DecodeOptions {
   int64_t pre_nms_topk = 30000;  // candidates entering NMS, highest scores first
   bool agnostic = false;         // NMS across classes instead of within each class
   std::vector<uint8_t> class_allowed;  // empty: every class; else one flag per class
+  // Box coordinates are multiplied by these (the input width and height for models whose boxes
+  // are normalized to 0..1, as TFLite exports are).
+  float box_scale_x = 1.f, box_scale_y = 1.f;
 };
 
 // Detections in model-input pixels, sorted by descending score.
@@ -51,7 +81,8 @@ struct Detections {
 };
 
 // Raw YOLOv8/YOLO11-seg head: `pred` has rows = 4 + num_classes + num_coeffs features
-// (cx, cy, w, h, class scores, mask coefficients) and cols = anchors.
+// (cx, cy, w, h, class scores, mask coefficients) and cols = anchors. Quantized predictions are
+// thresholded in the quantized domain; only surviving candidates are dequantized.
 Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt);
 
 // End-to-end head (NMS inside the graph): rows = detections, cols = x1 y1 x2 y2 score class coeffs.

@@ -13,10 +13,16 @@ from .base import Instances, PostprocessOptions
 class _YoloSegBase:
     def __init__(self, spec) -> None:
         self.spec = spec
+        det, protos = spec.outputs[spec.detections_output], spec.outputs[spec.prototypes_output]
+        self._det_quant = None if det.scale is None else (det.scale, det.zero_point)
+        self._proto_quant = None if protos.scale is None else (protos.scale, protos.zero_point)
 
     def _prototypes(self, outputs: list[np.ndarray], index: int) -> np.ndarray:
         protos = outputs[self.spec.prototypes_output][index]
-        return protos.transpose(2, 0, 1) if self.spec.prototypes_nhwc else protos
+        return protos.transpose(2, 0, 1) if self.spec.prototypes_nhwc else protos  # a view: strides do the rest
+
+    def _box_scale(self, lb: Letterbox) -> tuple[float, float]:
+        return (float(lb.dst_w), float(lb.dst_h)) if self.spec.boxes_normalized else (1.0, 1.0)
 
     def _finish(
         self,
@@ -36,6 +42,7 @@ class _YoloSegBase:
             (lb.dst_h, lb.dst_w),
             image_hw,
             soft=options.soft_masks,
+            quant=self._proto_quant,
         )
         if len(keep) != len(boxes):  # instances whose mask is empty are dropped, as in the reference
             boxes, scores, class_ids = boxes[keep], scores[keep], class_ids[keep]
@@ -58,6 +65,8 @@ class YoloHead(_YoloSegBase):
             options.pre_nms_topk,
             options.agnostic,
             options.class_allowed,
+            quant=self._det_quant,
+            box_scale=self._box_scale(lb),
         )
         return self._finish(outputs, index, lb, options, decoded)
 
@@ -68,6 +77,12 @@ class YoloE2EHead(_YoloSegBase):
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
         rows = outputs[self.spec.detections_output][index]
         decoded = _core.decode_yolo_e2e(
-            rows, self.spec.num_classes, options.conf, options.max_det, options.class_allowed
+            rows,
+            self.spec.num_classes,
+            options.conf,
+            options.max_det,
+            options.class_allowed,
+            quant=self._det_quant,
+            box_scale=self._box_scale(lb),
         )
         return self._finish(outputs, index, lb, options, decoded)

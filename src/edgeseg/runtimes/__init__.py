@@ -18,4 +18,10 @@ def open_runtime(path: Path, **options: Any) -> Runtime:
         from .onnxruntime import OnnxRuntime
 
         return OnnxRuntime(path, **options)
-    raise ModelError(f"{path}: unsupported model format {suffix or '(no extension)'!r}; edgeseg reads .onnx files")
+    if suffix == ".tflite":
+        from .litert import LiteRtRuntime
+
+        return LiteRtRuntime(path, **options)
+    raise ModelError(
+        f"{path}: unsupported model format {suffix or '(no extension)'!r}; edgeseg reads .onnx and .tflite files"
+    )
