@@ -244,11 +244,13 @@ py::tuple assemble_masks(const py::object& protos_obj, const py::object& coeffs_
   }
   const py::ssize_t k = static_cast<py::ssize_t>(m.keep.size());
   const py::ssize_t total = static_cast<py::ssize_t>(m.bits.size());
+  const py::ssize_t total_px = static_cast<py::ssize_t>(m.probs.size());
   py::object probs = py::none();
-  if (soft) probs = to_numpy(std::move(m.probs), {total});
+  if (soft) probs = to_numpy(std::move(m.probs), {total_px});
   return py::make_tuple(to_numpy(std::move(m.keep), {k}), to_numpy(std::move(m.rects), {k, 4}),
                         to_numpy(std::move(m.offsets), {k + 1}),
-                        to_numpy(std::move(m.bits), {total}), probs);
+                        to_numpy(std::move(m.bits), {total}), probs,
+                        to_numpy(std::move(m.areas), {k}));
 }
 
 std::vector<py::bytes> rle_encode(const py::object& bits_obj, const py::object& offsets_obj,
@@ -269,8 +271,8 @@ std::vector<py::bytes> rle_encode(const py::object& bits_obj, const py::object& 
     for (int64_t i = 0; i < n; ++i) {
       const int32_t* q = r + 4 * i;
       if (off[i] < 0 || off[i + 1] > bits.shape(0) ||
-          off[i + 1] - off[i] != int64_t{q[2]} * int64_t{q[3]})
-        throw InvalidArgument("mask offsets do not match the crop sizes");
+          off[i + 1] - off[i] != (int64_t{q[2]} + 7) / 8 * int64_t{q[3]})
+        throw InvalidArgument("mask offsets do not match the bit-packed crop sizes");
       out[i] = edgeseg::rle_to_string(
           edgeseg::rle_counts(b + off[i], q[0], q[1], q[2], q[3], image_hw.first, image_hw.second));
     }

@@ -126,15 +126,22 @@ def random_boxes(rng: np.random.Generator, n: int, image_hw: tuple[int, int]) ->
 
 def assemble(protos, coeffs, boxes, input_hw, image_hw, soft=False, drop_empty=True):
     out = _core.assemble_masks(protos, coeffs, boxes, input_hw, image_hw, soft, drop_empty)
-    keep, rects, offsets, bits, probs = out
-    assert keep.dtype == np.int64 and rects.dtype == np.int32
+    keep, rects, offsets, bits, probs, areas = out
+    assert keep.dtype == np.int64 and rects.dtype == np.int32 and areas.dtype == np.int64
     assert offsets.dtype == np.int64 and bits.dtype == np.uint8
-    assert rects.shape == (len(keep), 4) and offsets.shape == (len(keep) + 1,)
+    assert rects.shape == (len(keep), 4) and offsets.shape == (len(keep) + 1,) and areas.shape == keep.shape
     assert offsets[0] == 0 and offsets[-1] == len(bits)
-    np.testing.assert_array_equal(np.diff(offsets), rects[:, 2].astype(np.int64) * rects[:, 3])
-    assert set(np.unique(bits).tolist()) <= {0, 1}
+    # Bit-packed rows: ceil(width / 8) bytes per row.
+    np.testing.assert_array_equal(np.diff(offsets), (rects[:, 2].astype(np.int64) + 7) // 8 * rects[:, 3])
+    masks = InstanceMasks(rects, offsets, bits, image_hw)
+    np.testing.assert_array_equal(areas, [int(m.sum()) for m in masks])
+    for i, (_, _, w, h) in enumerate(rects.tolist()):  # padding bits past the width stay zero
+        row_bytes = (w + 7) // 8
+        if w % 8 and h:
+            last = bits[offsets[i] : offsets[i + 1]].reshape(h, row_bytes)[:, -1]
+            assert not np.any(last >> (w % 8))
     if soft:
-        assert probs.dtype == np.float32 and probs.shape == bits.shape
+        assert probs.dtype == np.float32 and probs.shape == (int((rects[:, 2].astype(np.int64) * rects[:, 3]).sum()),)
     else:
         assert probs is None
     return out
@@ -142,7 +149,7 @@ def assemble(protos, coeffs, boxes, input_hw, image_hw, soft=False, drop_empty=T
 
 def check_masks(protos, coeffs, boxes, input_hw, image_hw, *, drop_empty=True, soft=False, eps=1e-3):
     """Compares the core with the dense reference; returns the reference areas."""
-    keep, rects, offsets, bits, probs = assemble(protos, coeffs, boxes, input_hw, image_hw, soft, drop_empty)
+    keep, rects, offsets, bits, probs, _ = assemble(protos, coeffs, boxes, input_hw, image_hw, soft, drop_empty)
     dense = InstanceMasks(rects, offsets, bits, image_hw).dense()
     ref_areas = []
     for i, box in enumerate(boxes):
@@ -170,7 +177,8 @@ def check_masks(protos, coeffs, boxes, input_hw, image_hw, *, drop_empty=True, s
         if soft:
             x0, y0, w, h = rects[j].tolist()
             sig = 1 / (1 + np.exp(-lg[y0 : y0 + h, x0 : x0 + w].astype(np.float64)))
-            np.testing.assert_allclose(probs[offsets[j] : offsets[j + 1]].reshape(h, w), sig, atol=1e-4, rtol=0)
+            soft_crop = InstanceMasks(rects, offsets, bits, image_hw, probs).soft(j)
+            np.testing.assert_allclose(soft_crop, sig, atol=1e-4, rtol=0)
     if not drop_empty:
         assert keep.tolist() == list(range(len(boxes)))
     return ref_areas
@@ -345,21 +353,21 @@ def test_masks_zero_area_boxes() -> None:
         ],
         np.float32,
     )
-    keep, rects, offsets, bits, _ = assemble(protos, coeffs, boxes, (640, 640), image_hw)
+    keep, rects, offsets, bits, _, _ = assemble(protos, coeffs, boxes, (640, 640), image_hw)
     assert keep.tolist() == [0]
     assert rects.tolist() == [[10, 10, 40, 40]]
-    assert bits.all()
-    keep, rects, offsets, bits, probs = assemble(
+    assert InstanceMasks(rects, offsets, bits, image_hw)[0].all()
+    keep, rects, offsets, bits, probs, _ = assemble(
         protos, coeffs, boxes, (640, 640), image_hw, soft=True, drop_empty=False
     )
     assert keep.tolist() == list(range(7))
     assert rects[1:, 2:].prod(1).tolist() == [0] * 6
-    assert np.diff(offsets).tolist() == [1600] + [0] * 6
+    assert np.diff(offsets).tolist() == [5 * 40] + [0] * 6  # 40 pixels a row: 5 packed bytes
     assert len(probs) == 1600 and np.all(probs > 0.5)
     m = InstanceMasks(rects, offsets, bits, image_hw)
     assert m.areas().tolist() == [1600] + [0] * 6
     # No boxes at all.
-    keep, rects, offsets, bits, probs = assemble(
+    keep, rects, offsets, bits, probs, _ = assemble(
         protos, np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32), (640, 640), image_hw, soft=True
     )
     assert len(keep) == 0 and rects.shape == (0, 4) and offsets.tolist() == [0] and len(bits) == 0
@@ -371,11 +379,11 @@ def test_masks_empty_masks_dropped() -> None:
     protos[0] = 1
     coeffs = np.float32([[1, 0, 0, 0], [-1, 0, 0, 0], [2, 0, 0, 0]])
     boxes = np.float32([[0, 0, 30, 30], [10, 10, 90, 90], [5, 5, 6, 6]])
-    keep, rects, offsets, bits, _ = assemble(protos, coeffs, boxes, (640, 640), (100, 100))
+    keep, rects, offsets, bits, _, _ = assemble(protos, coeffs, boxes, (640, 640), (100, 100))
     assert keep.tolist() == [0, 2]
     assert rects.tolist() == [[0, 0, 30, 30], [5, 5, 1, 1]]
-    assert bits.all()
-    keep, rects, offsets, bits, _ = assemble(protos, coeffs, boxes, (640, 640), (100, 100), drop_empty=False)
+    assert all(m.all() for m in InstanceMasks(rects, offsets, bits, (100, 100)))
+    keep, rects, offsets, bits, _, _ = assemble(protos, coeffs, boxes, (640, 640), (100, 100), drop_empty=False)
     assert keep.tolist() == [0, 1, 2]
     assert InstanceMasks(rects, offsets, bits, (100, 100)).areas().tolist() == [900, 0, 1]
 
@@ -393,8 +401,11 @@ def test_soft_masks_are_sigmoid_of_logits(input_hw, proto_hw) -> None:
     for a, b in zip(hard[:4], soft[:4]):
         np.testing.assert_array_equal(a, b)
     # Bits are the sign of the logit; the probability can round to exactly 0.5 right at 0.
-    differ = soft[3] != (soft[4] > 0.5)
-    assert np.all(np.abs(soft[4][differ] - 0.5) < 1e-6)
+    masks = InstanceMasks(*soft[1:4], image_hw, soft[4])
+    for i in range(len(masks)):
+        p = masks.soft(i)
+        differ = masks[i].astype(bool) != (p > 0.5)
+        assert np.all(np.abs(p[differ] - 0.5) < 1e-6)
 
 
 def test_masks_non_contiguous_protos() -> None:

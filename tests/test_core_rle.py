@@ -14,9 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 
 def crops_to_masks(image_hw, rects, crops) -> InstanceMasks:
-    offsets = np.concatenate([[0], np.cumsum([c.size for c in crops])]).astype(np.int64)
-    data = np.concatenate([c.ravel() for c in crops]) if crops else np.zeros(0, np.uint8)
-    return InstanceMasks(np.array(rects, np.int32).reshape(-1, 4), offsets, data.astype(np.uint8), image_hw)
+    return InstanceMasks.from_crops(np.array(rects, np.int32).reshape(-1, 4), crops, image_hw)
 
 
 def random_crop_masks(rng: np.random.Generator, image_hw, n: int) -> InstanceMasks:
@@ -99,8 +97,8 @@ def test_rle_long_runs() -> None:
 
 def test_rle_empty_and_invalid() -> None:
     assert InstanceMasks.empty((10, 20)).rle() == []
-    bits = np.ones(4, np.uint8)
-    offsets = np.array([0, 4], np.int64)
+    bits = np.ones(2, np.uint8)  # a packed 2x2 crop: one byte per row
+    offsets = np.array([0, 2], np.int64)
     with pytest.raises(ValueError):  # crop outside the image
         _core.rle_encode(bits, offsets, np.array([[8, 0, 2, 2]], np.int32), (10, 9))
     with pytest.raises(ValueError):  # offsets do not match the crop size
@@ -118,7 +116,7 @@ def test_rle_of_assembled_masks() -> None:
     protos = rng.normal(0, 1, (8, 160, 160)).astype(np.float32)
     coeffs = rng.normal(0, 1, (5, 8)).astype(np.float32)
     boxes = np.float32([[0, 0, 640, 427], [10.5, 3, 200, 100], [600, 400, 640, 427], [0, 0, 1, 1], [5, 5, 5, 5]])
-    _keep, rects, offsets, bits, _ = _core.assemble_masks(protos, coeffs, boxes, (640, 640), (427, 640))
+    _keep, rects, offsets, bits, _, _ = _core.assemble_masks(protos, coeffs, boxes, (640, 640), (427, 640))
     masks = InstanceMasks(rects, offsets, bits, (427, 640))
     dense = masks.dense().astype(np.uint8)
     want = mask_utils.encode(np.asfortranarray(dense.transpose(1, 2, 0)))
@@ -217,7 +215,7 @@ def test_polygons_several_blobs_and_empty() -> None:
 def test_select() -> None:
     rng = np.random.default_rng(3)
     masks = random_crop_masks(rng, (40, 30), 9)
-    masks.probabilities = rng.random(len(masks.data)).astype(np.float32)
+    masks.probabilities = rng.random(int((masks.rects[:, 2] * masks.rects[:, 3]).sum())).astype(np.float32)
     dense = masks.dense()
     for index in [[4, 0, 8], np.array([2, 2]), np.arange(9) % 2 == 0, [], slice(None, None, -1)]:
         sub = masks.select(index)

@@ -40,33 +40,72 @@ void check_quant(DType dtype, const Quant& q, const char* what) {
                           " has a non-positive or non-finite quantization scale");
 }
 
-// One class row against the running best: branch-free so it vectorizes. For float data, returns
-// whether the row held a NaN or infinity (NaN would otherwise silently hide detections: it never
-// compares greater).
+// Hot loops get an AVX2 clone on x86-64, picked at load time, so portable builds still use the
+// wide vectors of the machine they run on.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EDGESEG_NO_CLONES)
+#define EDGESEG_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define EDGESEG_CLONES
+#endif
+
+// Running maximum of one class row: the memory-bound part, kept as lean as numpy's own max. For
+// float data, returns whether the row held a NaN or infinity (NaN would otherwise silently hide
+// detections: it never compares greater).
 template <typename T>
-int scan_row(const T* __restrict row, T* __restrict best, int32_t* __restrict cls, int64_t n,
-             int32_t c) {
+inline __attribute__((always_inline)) int max_row_impl(const T* __restrict row, T* __restrict best,
+                                                       int64_t n) {
   int32_t bad = 0;
   for (int64_t a = 0; a < n; ++a) {
     const T v = row[a];
-    const T old = best[a];
     if constexpr (std::is_floating_point_v<T>) {
       const T zero_if_finite = v - v;  // NaN for NaN and +-inf
       bad |= static_cast<int32_t>(zero_if_finite != zero_if_finite);
     }
-    const int32_t better = -static_cast<int32_t>(v > old);
-    best[a] = v > old ? v : old;
-    cls[a] = (c & better) | (cls[a] & ~better);
+    best[a] = v > best[a] ? v : best[a];
   }
   return bad;
 }
 
-// Best class score (in the data's own type: quantized scores stay quantized) and index per
-// anchor; every score is read exactly once. With anchors contiguous (the usual [4+nc+nm, N]
-// export) rows are scanned in anchor blocks that keep the running best in L1. Returns whether any
-// float score was NaN or infinite.
+// Running maximum and its class index, branch-free: for blocks with many candidates.
 template <typename T>
-bool best_class(const View2D& pred, int64_t num_classes, std::vector<T>& best,
+inline __attribute__((always_inline)) void argmax_row_impl(const T* __restrict row,
+                                                           T* __restrict best,
+                                                           int32_t* __restrict cls, int64_t n,
+                                                           int32_t c) {
+  for (int64_t a = 0; a < n; ++a) {
+    const T v = row[a];
+    const T old = best[a];
+    const int32_t better = -static_cast<int32_t>(v > old);
+    best[a] = v > old ? v : old;
+    cls[a] = (c & better) | (cls[a] & ~better);
+  }
+}
+
+EDGESEG_CLONES int max_row(const float* r, float* b, int64_t n) { return max_row_impl(r, b, n); }
+EDGESEG_CLONES int max_row(const int8_t* r, int8_t* b, int64_t n) { return max_row_impl(r, b, n); }
+EDGESEG_CLONES int max_row(const uint8_t* r, uint8_t* b, int64_t n) {
+  return max_row_impl(r, b, n);
+}
+EDGESEG_CLONES void argmax_row(const float* r, float* b, int32_t* k, int64_t n, int32_t c) {
+  argmax_row_impl(r, b, k, n, c);
+}
+EDGESEG_CLONES void argmax_row(const int8_t* r, int8_t* b, int32_t* k, int64_t n, int32_t c) {
+  argmax_row_impl(r, b, k, n, c);
+}
+EDGESEG_CLONES void argmax_row(const uint8_t* r, uint8_t* b, int32_t* k, int64_t n, int32_t c) {
+  argmax_row_impl(r, b, k, n, c);
+}
+
+// Threshold in the data's own domain: a score passes when it is strictly above `Threshold<T>`.
+template <typename T>
+using Threshold = std::conditional_t<std::is_floating_point_v<T>, float, int32_t>;
+
+// Best class score (in the data's own type: quantized scores stay quantized) per anchor, and its
+// class index for every anchor whose score passes `thr` (others are left unset). Every score is
+// read once by a pure max pass over blocks of anchors; class indices are found afterwards, and
+// only in blocks that have candidates. Returns whether any float score was NaN or infinite.
+template <typename T>
+bool best_class(const View2D& pred, int64_t num_classes, Threshold<T> thr, std::vector<T>& best,
                 std::vector<int32_t>& cls) {
   const int64_t n = pred.cols;
   const T* data = static_cast<const T*>(pred.data);
@@ -77,14 +116,28 @@ bool best_class(const View2D& pred, int64_t num_classes, std::vector<T>& best,
   int32_t bad = 0;
   constexpr T lowest = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
                                                             : std::numeric_limits<T>::lowest();
+  const auto row = [&](int32_t c, int64_t a0) { return data + (4 + c) * pred.stride_row + a0; };
   if (pred.stride_col == 1) {
     constexpr int64_t kBlock = 1024;
     for (int64_t a0 = 0; a0 < n; a0 += kBlock) {
       const int64_t len = std::min(kBlock, n - a0);
       std::fill_n(b + a0, len, lowest);
-      std::fill_n(k + a0, len, 0);
-      for (int32_t c = 0; c < num_classes; ++c)
-        bad |= scan_row<T>(data + (4 + c) * pred.stride_row + a0, b + a0, k + a0, len, c);
+      for (int32_t c = 0; c < num_classes; ++c) bad |= max_row(row(c, a0), b + a0, len);
+      int64_t passing = 0;
+      for (int64_t a = a0; a < a0 + len; ++a) passing += static_cast<Threshold<T>>(b[a]) > thr;
+      if (passing == 0) continue;
+      if (passing * 8 > len) {  // many: one more branch-free pass over the (cached) block
+        std::fill_n(b + a0, len, lowest);
+        std::fill_n(k + a0, len, 0);
+        for (int32_t c = 0; c < num_classes; ++c) argmax_row(row(c, a0), b + a0, k + a0, len, c);
+      } else {  // few: the first class reaching each candidate's maximum
+        for (int64_t a = a0; a < a0 + len; ++a) {
+          if (!(static_cast<Threshold<T>>(b[a]) > thr)) continue;
+          int32_t c = 0;
+          while (row(c, a)[0] != b[a]) ++c;
+          k[a] = c;
+        }
+      }
     }
   } else {
     for (int64_t a = 0; a < n; ++a) {
@@ -130,23 +183,21 @@ std::vector<Candidate> candidates(const View2D& pred, int64_t num_classes,
                                   const DecodeOptions& opt) {
   thread_local std::vector<T> best;
   thread_local std::vector<int32_t> cls;
-  if (best_class<T>(pred, num_classes, best, cls))
+  Threshold<T> thr;
+  if constexpr (std::is_floating_point_v<T>) {
+    thr = opt.conf;
+  } else {
+    thr = quantized_threshold<T>(opt.conf, pred.quant, pred.dtype) - 1;
+  }
+  if (best_class<T>(pred, num_classes, thr, best, cls))
     throw InvalidArgument(
         "model output has NaN or infinite class scores; the model or its quantization is broken "
         "(run `edgeseg info MODEL` to inspect it)");
   std::vector<Candidate> cand;
-  if constexpr (std::is_floating_point_v<T>) {
-    for (int64_t a = 0; a < pred.cols; ++a) {
-      if (best[a] > opt.conf && allowed(opt, cls[a]))
-        cand.push_back({best[a], static_cast<int32_t>(a), cls[a]});
-    }
-  } else {
-    const int32_t keep_from = quantized_threshold<T>(opt.conf, pred.quant, pred.dtype);
-    for (int64_t a = 0; a < pred.cols; ++a) {
-      if (best[a] >= keep_from && allowed(opt, cls[a])) {
-        const T raw = best[a];  // only survivors are dequantized
-        cand.push_back({load(&raw, pred.dtype, 0, pred.quant), static_cast<int32_t>(a), cls[a]});
-      }
+  for (int64_t a = 0; a < pred.cols; ++a) {
+    if (static_cast<Threshold<T>>(best[a]) > thr && allowed(opt, cls[a])) {
+      const T raw = best[a];  // only survivors are dequantized
+      cand.push_back({load(&raw, pred.dtype, 0, pred.quant), static_cast<int32_t>(a), cls[a]});
     }
   }
   return cand;

@@ -9,6 +9,8 @@
 // window under the box, a horizontal pass, a vertical pass, and the sign test.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <type_traits>
@@ -111,7 +113,8 @@ void proto_window(const AxisPlan& plan, int64_t o0, int64_t o1, int64_t* lo, int
 }
 
 struct Scratch {
-  std::vector<float> logits, rows, acc;
+  std::vector<float> logits, rows, acc, lo, hi;
+  std::vector<uint8_t> on;
 };
 
 // Logits (coefficients . prototypes) over the prototype window [lx0, vx1) x [ly0, vy1), into a
@@ -157,7 +160,116 @@ void accumulate_logits(const ProtoView& p, const float* coeff, int64_t lx0, int6
   }
 }
 
-// Writes the crop [x0, x1) x [y0, y1) of one instance's mask; returns its pixel count.
+// Hot loops get an AVX2 clone on x86-64, picked at load time. A C++ exception must never leave a
+// cloned function (GCC's dispatch then terminates the process): clones only compute.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EDGESEG_NO_CLONES)
+#define EDGESEG_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define EDGESEG_CLONES
+#endif
+
+constexpr int64_t kChunk = 64;  // output columns decided together, one uint64 of mask bits
+
+// Packs 8 bytes of 0/1 into one byte, first byte in the lowest bit.
+inline uint8_t pack8(const uint8_t* v) {
+  uint64_t u;
+  std::memcpy(&u, v, 8);
+  return static_cast<uint8_t>((u * 0x0102040810204080ULL) >> 56);
+}
+
+// The horizontal pass of one logit row: output column x from the taps starting at start[x].
+inline __attribute__((always_inline)) void resample_row(const float* logits, const int32_t* start,
+                                                        const float* weight, int64_t width,
+                                                        float* __restrict out) {
+  for (int64_t x = 0; x < width; ++x) {
+    const float* w = weight + x * kTaps;
+    const float* v = logits + start[x];
+    out[x] = w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3];
+  }
+}
+
+// The vertical pass over output columns [c0, c1) of one row: the weighted sum of the tap rows,
+// the sign as 0/1 bytes into `on`, and probabilities when asked for.
+inline __attribute__((always_inline)) void blend_row(const float* base, const float* w,
+                                                     int64_t stride, int64_t c0, int64_t c1,
+                                                     float* __restrict acc, uint8_t* __restrict on,
+                                                     float* probs) {
+  for (int64_t x = c0; x < c1; ++x) acc[x] = 0.f;
+  for (int t = 0; t < kTaps; ++t) {
+    if (w[t] == 0.f) continue;
+    const float wt = w[t];
+    const float* __restrict r = base + t * stride;
+    for (int64_t x = c0; x < c1; ++x) acc[x] += wt * r[x];
+  }
+  for (int64_t x = c0; x < c1; ++x) on[x] = acc[x] > 0.f;
+  if (probs != nullptr) {
+    for (int64_t x = c0; x < c1; ++x) probs[x] = 1.f / (1.f + std::exp(-acc[x]));
+  }
+}
+
+struct Window {
+  int64_t lx0, ly0, nx, ny;               // logit window origin and size
+  int64_t x0, y0, width, height, chunks;  // output crop
+};
+
+// Horizontal pass, per-chunk ranges, vertical pass, threshold and packing of one mask (see
+// render_mask). Buffers are sized by the caller: this function only computes, so it can be cloned.
+EDGESEG_CLONES int64_t rasterize(const float* lg, const Window& win, const AxisPlan& px,
+                                 const AxisPlan& py, uint8_t* bits, float* probs,
+                                 float* __restrict rows, float* __restrict lo_of,
+                                 float* __restrict hi_of, float* __restrict acc,
+                                 uint8_t* __restrict on) {
+  const int64_t bw = win.width, chunks = win.chunks;
+  // Horizontal pass: logit rows of the window -> output columns of the box, with the range of
+  // each 64-column chunk.
+  for (int64_t y = 0; y < win.ny; ++y) {
+    float* r = rows + y * bw;
+    resample_row(lg + y * win.nx - win.lx0, px.start.data() + win.x0,
+                 px.weight.data() + win.x0 * kTaps, bw, r);
+    for (int64_t c = 0; c < chunks; ++c) {
+      const auto [mn, mx] = std::minmax_element(r + c * kChunk, r + std::min(bw, (c + 1) * kChunk));
+      lo_of[y * chunks + c] = *mn;
+      hi_of[y * chunks + c] = *mx;
+    }
+  }
+  // Vertical pass and threshold at logit 0 (probability 0.5): no sigmoid unless soft masks.
+  const int64_t row_bytes = (bw + 7) / 8;
+  int64_t area = 0;
+  for (int64_t y = 0; y < win.height; ++y) {
+    const float* w = py.weight.data() + (win.y0 + y) * kTaps;
+    const int64_t r0 = py.start[win.y0 + y] - win.ly0;
+    float* prow = probs == nullptr ? nullptr : probs + y * bw;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t c0 = c * kChunk, c1 = std::min(bw, c0 + kChunk);
+      float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+      for (int t = 0; t < kTaps; ++t) {
+        if (w[t] == 0.f) continue;
+        lo = std::min(lo, lo_of[(r0 + t) * chunks + c]);
+        hi = std::max(hi, hi_of[(r0 + t) * chunks + c]);
+      }
+      if (prow == nullptr && (lo > 0.f || hi <= 0.f)) {
+        std::fill(on + c0, on + c1, static_cast<uint8_t>(lo > 0.f));
+      } else {
+        blend_row(rows + r0 * bw, w, bw, c0, c1, acc, on, prow);
+      }
+    }
+    uint8_t* out = bits + y * row_bytes;
+    for (int64_t b = 0; b < row_bytes; ++b) out[b] = pack8(on + 8 * b);  // `on` is zero past bw
+    int64_t row_area = 0;
+    for (int64_t x = 0; x < bw; ++x) row_area += on[x];
+    area += row_area;
+  }
+  return area;
+}
+
+// Writes the crop [x0, x1) x [y0, y1) of one instance's mask as bit-packed rows (row stride
+// ceil(width / 8) bytes, first pixel in the lowest bit); returns its pixel count.
+//
+// Every output value is a convex combination (non-negative weights summing to one) of its tap
+// rows' values, so where all of them are positive the pixels are set, and where none is the
+// pixels are clear, with no arithmetic: per 64-column chunk of each tap row the minimum and
+// maximum are kept, and only chunks straddling the mask's edge are blended. The result is the
+// same as blending everywhere (a sum of same-signed terms cannot change sign in float).
 int64_t render_mask(const ProtoView& p, const float* coeff, const AxisPlan& px, const AxisPlan& py,
                     int64_t x0, int64_t x1, int64_t y0, int64_t y1, uint8_t* bits, float* probs,
                     Scratch& s) {
@@ -186,47 +298,15 @@ int64_t render_mask(const ProtoView& p, const float* coeff, const AxisPlan& px, 
           "quantization is broken (run `edgeseg info MODEL` to inspect it)");
   }
 
-  // Horizontal pass: prototype rows of the window -> output columns of the box.
-  const int64_t bw = x1 - x0, bh = y1 - y0;
+  const int64_t bw = x1 - x0, bh = y1 - y0, chunks = (bw + kChunk - 1) / kChunk;
   s.rows.resize(static_cast<size_t>(ny * bw));
-  float* __restrict rows = s.rows.data();
-  for (int64_t y = 0; y < ny; ++y) {
-    const float* l = lg + y * nx;
-    float* r = rows + y * bw;
-    for (int64_t x = 0; x < bw; ++x) {
-      const float* w = px.weight.data() + (x0 + x) * kTaps;
-      const float* v = l + (px.start[x0 + x] - lx0);
-      r[x] = w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3];
-    }
-  }
-
-  // Vertical pass and threshold at logit 0 (probability 0.5): no sigmoid unless soft masks.
+  s.lo.resize(static_cast<size_t>(ny * chunks));
+  s.hi.resize(static_cast<size_t>(ny * chunks));
   s.acc.resize(static_cast<size_t>(bw));
-  float* __restrict acc = s.acc.data();
-  int64_t area = 0;
-  for (int64_t y = 0; y < bh; ++y) {
-    const float* w = py.weight.data() + (y0 + y) * kTaps;
-    const float* base = rows + (py.start[y0 + y] - ly0) * bw;
-    std::fill(acc, acc + bw, 0.f);
-    for (int t = 0; t < kTaps; ++t) {
-      if (w[t] == 0.f) continue;
-      const float wt = w[t];
-      const float* __restrict r = base + t * bw;
-      for (int64_t x = 0; x < bw; ++x) acc[x] += wt * r[x];
-    }
-    uint8_t* __restrict out = bits + y * bw;
-    int64_t row_area = 0;
-    for (int64_t x = 0; x < bw; ++x) {
-      out[x] = acc[x] > 0.f;
-      row_area += out[x];
-    }
-    area += row_area;
-    if (probs != nullptr) {
-      float* pr = probs + y * bw;
-      for (int64_t x = 0; x < bw; ++x) pr[x] = 1.f / (1.f + std::exp(-acc[x]));
-    }
-  }
-  return area;
+  s.on.assign(static_cast<size_t>(chunks * kChunk), 0);
+  const Window win{lx0, ly0, nx, ny, x0, y0, bw, bh, chunks};
+  return rasterize(lg, win, px, py, bits, probs, s.rows.data(), s.lo.data(), s.hi.data(),
+                   s.acc.data(), s.on.data());
 }
 
 // The pixels a box covers, as the reference's crop: columns c with x1 <= c < x2.
@@ -269,37 +349,42 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
 
   Masks m;
   m.offsets.push_back(0);
-  // Size the output once: the sum of the box areas.
-  int64_t total = 0;
+  m.prob_offsets.push_back(0);
+  // Size the output once: the packed sizes of the boxes.
+  int64_t total = 0, total_px = 0;
   std::vector<int64_t> rect(static_cast<size_t>(4 * n));
   for (int64_t i = 0; i < n; ++i) {
     int64_t* r = rect.data() + 4 * i;
     box_pixels(boxes + 4 * i, src_w, src_h, &r[0], &r[1], &r[2], &r[3]);
-    total += (r[1] - r[0]) * (r[3] - r[2]);
+    total += (r[1] - r[0] + 7) / 8 * (r[3] - r[2]);
+    total_px += (r[1] - r[0]) * (r[3] - r[2]);
   }
   m.bits.resize(static_cast<size_t>(total));
-  if (opt.soft) m.probs.resize(static_cast<size_t>(total));
+  if (opt.soft) m.probs.resize(static_cast<size_t>(total_px));
 
   thread_local Scratch scratch;
-  int64_t offset = 0;
+  int64_t offset = 0, prob_offset = 0;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t* r = rect.data() + 4 * i;
     const int64_t x0 = r[0], x1 = r[1], y0 = r[2], y1 = r[3];
     int64_t area = 0;
     if (x1 > x0 && y1 > y0) {
       area = render_mask(p, coeffs + i * p.channels, plan_x, plan_y, x0, x1, y0, y1,
-                         m.bits.data() + offset, opt.soft ? m.probs.data() + offset : nullptr,
+                         m.bits.data() + offset, opt.soft ? m.probs.data() + prob_offset : nullptr,
                          scratch);
     }
     if (area == 0 && opt.drop_empty) continue;
     m.keep.push_back(i);
     m.rects.insert(m.rects.end(), {static_cast<int32_t>(x0), static_cast<int32_t>(y0),
                                    static_cast<int32_t>(x1 - x0), static_cast<int32_t>(y1 - y0)});
-    offset += (x1 - x0) * (y1 - y0);
+    m.areas.push_back(area);
+    offset += (x1 - x0 + 7) / 8 * (y1 - y0);
+    prob_offset += (x1 - x0) * (y1 - y0);
     m.offsets.push_back(offset);
+    m.prob_offsets.push_back(prob_offset);
   }
   m.bits.resize(static_cast<size_t>(offset));
-  if (opt.soft) m.probs.resize(static_cast<size_t>(offset));
+  if (opt.soft) m.probs.resize(static_cast<size_t>(prob_offset));
   return m;
 }
 

@@ -36,10 +36,12 @@ std::vector<uint32_t> rle_counts(const uint8_t* crop, int64_t x0, int64_t y0, in
     throw InvalidArgument("image too large for 32-bit COCO RLE counts");
   RunBuilder runs;
   runs.push(0, x0 * image_h);
+  const int64_t row_bytes = (w + 7) / 8;
   for (int64_t x = 0; x < w; ++x) {
     runs.push(0, y0);
-    const uint8_t* col = crop + x;
-    for (int64_t y = 0; y < h; ++y) runs.push(col[y * w] ? 1 : 0, 1);
+    const uint8_t* col = crop + x / 8;
+    const int shift = static_cast<int>(x % 8);
+    for (int64_t y = 0; y < h; ++y) runs.push((col[y * row_bytes] >> shift) & 1, 1);
     runs.push(0, image_h - y0 - h);
   }
   runs.push(0, (image_w - x0 - w) * image_h);

@@ -115,13 +115,17 @@ struct MaskOptions {
   bool drop_empty = true;  // drop instances whose mask has no pixel (as the reference does)
 };
 
-// Masks for N detections, each cropped to its box at source resolution.
+// Masks for N detections, each cropped to its box at source resolution and bit-packed by row:
+// a crop of width w and height h takes ceil(w / 8) * h bytes, pixel x of a row in bit x % 8
+// (lowest first) of byte x / 8. Padding bits are zero.
 struct Masks {
-  std::vector<int64_t> keep;     // indices of the detections that have a mask
-  std::vector<int32_t> rects;    // K x 4: x0, y0, width, height of each crop in source pixels
-  std::vector<int64_t> offsets;  // K + 1: start of each crop in `bits` / `probs`
-  std::vector<uint8_t> bits;     // row-major crops, 0 or 1
-  std::vector<float> probs;      // row-major crops of probabilities (soft masks only)
+  std::vector<int64_t> keep;          // indices of the detections that have a mask
+  std::vector<int32_t> rects;         // K x 4: x0, y0, width, height of each crop in source pixels
+  std::vector<int64_t> areas;         // K: pixels set in each mask
+  std::vector<int64_t> offsets;       // K + 1: start of each crop in `bits`
+  std::vector<uint8_t> bits;          // the packed crops
+  std::vector<int64_t> prob_offsets;  // K + 1: start of each crop in `probs`
+  std::vector<float> probs;           // row-major crops of probabilities (soft masks only)
 };
 
 // coefficients (N x C) x prototypes (C x h x w) for the given detections only, thresholded at
@@ -131,8 +135,8 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
                      int64_t input_h, int64_t input_w, int64_t src_h, int64_t src_w,
                      const MaskOptions& opt);
 
-// COCO run-length counts (column-major, starting with a run of zeros) of one box-cropped mask
-// placed in an image of (image_h, image_w).
+// COCO run-length counts (column-major, starting with a run of zeros) of one box-cropped,
+// bit-packed mask (as in Masks) placed in an image of (image_h, image_w).
 std::vector<uint32_t> rle_counts(const uint8_t* crop, int64_t x0, int64_t y0, int64_t w, int64_t h,
                                  int64_t image_h, int64_t image_w);
 

@@ -35,7 +35,7 @@ class _YoloSegBase:
         boxes, scores, class_ids, coeffs = decoded
         image_hw = (lb.src_h, lb.src_w)
         boxes = _core.unletterbox_boxes(boxes, lb)
-        keep, rects, offsets, bits, probs = _core.assemble_masks(
+        keep, rects, offsets, bits, probs, areas = _core.assemble_masks(
             self._prototypes(outputs, index),
             coeffs,
             boxes,
@@ -46,7 +46,7 @@ class _YoloSegBase:
         )
         if len(keep) != len(boxes):  # instances whose mask is empty are dropped, as in the reference
             boxes, scores, class_ids = boxes[keep], scores[keep], class_ids[keep]
-        return Instances(boxes, scores, class_ids, InstanceMasks(rects, offsets, bits, image_hw, probs))
+        return Instances(boxes, scores, class_ids, InstanceMasks(rects, offsets, bits, image_hw, probs, areas))
 
 
 class YoloHead(_YoloSegBase):
