@@ -164,6 +164,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     model = _load(args)
     print(model.spec.describe())
     print(f"providers:   {', '.join(model.runtime.providers)}")
+    if args.check:
+        from .health import check_model
+
+        report = check_model(model)
+        print(f"health:      max class score {report.max_class_score:.3f} on the built-in scene")
+        for problem in report.problems:
+            print(f"  PROBLEM: {problem}")
+        print("health:      " + ("ok" if report.ok else f"{len(report.problems)} problem(s)"))
+        return 0 if report.ok else 1
     return 0
 
 
@@ -246,8 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("info", help="print what edgeseg reads from a model", description="Print the model's ModelSpec.")
+    p = sub.add_parser(
+        "info",
+        help="print what edgeseg reads from a model",
+        description="Print the model's ModelSpec; with --check, also run it once on a built-in scene and report "
+        "degenerate outputs (all class scores about zero, NaNs, saturated quantized tensors). Exit code 1 when "
+        "the check finds a problem.",
+    )
     _add_model_options(p)
+    p.add_argument("--check", action="store_true", help="run the model once and check its outputs are sane")
     p.set_defaults(func=cmd_info)
     return parser
 

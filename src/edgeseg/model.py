@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,7 @@ from .runtimes import Runtime, open_runtime
 from .spec import ModelSpec, build_spec
 
 ClassSelector = Iterable[Union[int, str]]
+log = logging.getLogger("edgeseg")
 
 
 class Model:
@@ -36,6 +38,7 @@ class Model:
         self.rect = rect
         self.max_batch = spec.batch if spec.batch is not None else max_batch
         self._head = make_head(spec)
+        self._first_inference_checked = False
 
     def __repr__(self) -> str:
         spec = self.spec
@@ -150,6 +153,9 @@ class Model:
         outputs = self.runtime.run({self.spec.input.name: tensor})
         t2 = time.perf_counter()
         n = len(images)
+        if not self._first_inference_checked:
+            self._first_inference_checked = True  # a benign race: at worst two threads both check
+            self._warn_if_degenerate(outputs)
         pre_ms, inf_ms = (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n
         results = []
         for i, image in enumerate(images):
@@ -170,6 +176,13 @@ class Model:
                 )
             )
         return results
+
+    def _warn_if_degenerate(self, outputs: list[np.ndarray]) -> None:
+        from .health import inspect_outputs
+
+        report = inspect_outputs(self.spec, outputs, self._head.max_class_score(outputs, 0))
+        for problem in report.problems:
+            log.warning("%s: %s. Run `edgeseg info %s --check` for details.", self.spec.path, problem, self.spec.path)
 
 
 def _check_settings(conf: float, iou: float, max_det: int, pre_nms_topk: int) -> None:

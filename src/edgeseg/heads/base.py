@@ -42,3 +42,7 @@ class Head(Protocol):
     ) -> Instances:
         """Instances of image ``index`` of the batch whose raw outputs are ``outputs``."""
         ...
+
+    def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
+        """Highest class score in the raw outputs of image ``index`` (for health checks)."""
+        ...

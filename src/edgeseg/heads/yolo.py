@@ -21,6 +21,9 @@ class _YoloSegBase:
         protos = outputs[self.spec.prototypes_output][index]
         return protos.transpose(2, 0, 1) if self.spec.prototypes_nhwc else protos  # a view: strides do the rest
 
+    def _real(self, raw: np.ndarray, quant: tuple[float, int] | None) -> np.ndarray:
+        return raw if quant is None else (raw.astype(np.float32) - quant[1]) * np.float32(quant[0])
+
     def _box_scale(self, lb: Letterbox) -> tuple[float, float]:
         return (float(lb.dst_w), float(lb.dst_h)) if self.spec.boxes_normalized else (1.0, 1.0)
 
@@ -70,6 +73,14 @@ class YoloHead(_YoloSegBase):
         )
         return self._finish(outputs, index, lb, options, decoded)
 
+    def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
+        """Highest class score over all anchors of image ``index`` (a health signal)."""
+        pred = outputs[self.spec.detections_output][index]
+        if self.spec.detections_anchor_major:
+            pred = pred.T
+        scores = pred[4 : 4 + self.spec.num_classes]
+        return float(self._real(scores.max(keepdims=True), self._det_quant).max()) if scores.size else 0.0
+
 
 class YoloE2EHead(_YoloSegBase):
     """End-to-end export: rows of x1, y1, x2, y2, score, class, mask coefficients, already NMS-ed."""
@@ -86,3 +97,8 @@ class YoloE2EHead(_YoloSegBase):
             box_scale=self._box_scale(lb),
         )
         return self._finish(outputs, index, lb, options, decoded)
+
+    def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
+        """Highest score among the graph's detections of image ``index`` (a health signal)."""
+        scores = outputs[self.spec.detections_output][index][:, 4]
+        return float(self._real(scores.max(keepdims=True), self._det_quant).max()) if scores.size else 0.0

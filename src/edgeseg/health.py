@@ -1,0 +1,72 @@
+"""Model health: degenerate outputs that otherwise show up only as "no detections".
+
+A badly quantized model can output class scores that are all about zero, NaNs, or quantized
+tensors stuck at their type's limits. ``check_model`` runs the model once on the built-in scene
+and says which; ``Model`` also looks at the outputs of its first inference and logs a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Collapsed models score exactly 0; healthy ones score above 0.1 even on the synthetic scene.
+MIN_MAX_SCORE = 1e-3
+MAX_SATURATED = 0.05  # fraction of a quantized output clipped at its type's maximum
+
+
+@dataclass
+class HealthReport:
+    """What a health check found: ``problems`` is empty for a healthy model."""
+
+    max_class_score: float
+    nonfinite_outputs: list[str] = field(default_factory=list)
+    saturated_outputs: dict[str, float] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No problem found."""
+        return not self.problems
+
+
+def inspect_outputs(spec, outputs: list[np.ndarray], max_class_score: float) -> HealthReport:
+    """Check raw outputs of one inference of the model described by ``spec`` (a ModelSpec)."""
+    report = HealthReport(max_class_score=max_class_score)
+    for info, value in zip(spec.outputs, outputs):
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            report.nonfinite_outputs.append(info.name)
+            report.problems.append(f"output {info.name} contains NaN or infinite values")
+        if info.scale is not None and value.dtype.kind in "iu":
+            # Only the top counts: activations such as SiLU legitimately pile up at the bottom.
+            frac = float(np.mean(value == np.iinfo(value.dtype).max))
+            if frac > MAX_SATURATED:
+                report.saturated_outputs[info.name] = frac
+                report.problems.append(
+                    f"{frac:.0%} of quantized output {info.name} sits at the {value.dtype} maximum "
+                    "(saturated: the quantization range is too narrow)"
+                )
+    if not report.nonfinite_outputs and max_class_score < MIN_MAX_SCORE:
+        report.problems.append(
+            f"every class score is about zero (max {max_class_score:.2g}): the model cannot detect anything; "
+            "a broken export or quantization is the usual cause (re-quantize keeping the detection head in "
+            "float, e.g. with `edgeseg quantize`)"
+        )
+    return report
+
+
+def check_model(model) -> HealthReport:
+    """Run ``model`` once on the built-in synthetic scene and inspect its raw outputs."""
+    from .preprocess import letterbox, to_input
+    from .sample import synthetic_image
+
+    spec = model.spec
+    h, w = spec.imgsz
+    canvas, _ = letterbox(synthetic_image(h, w), (h, w))
+    inp = spec.input
+    shape = (spec.batch or 1, 3, h, w) if spec.input_layout == "NCHW" else (spec.batch or 1, h, w, 3)
+    tensor = np.zeros(shape, inp.dtype)
+    to_input(canvas, tensor[0], spec.input_layout, None if inp.scale is None else (inp.scale, inp.zero_point))
+    outputs = model.runtime.run({inp.name: tensor})
+    return inspect_outputs(spec, outputs, model._head.max_class_score(outputs, 0))
