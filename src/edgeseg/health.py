@@ -58,15 +58,9 @@ def inspect_outputs(spec, outputs: list[np.ndarray], max_class_score: float) -> 
 
 def check_model(model) -> HealthReport:
     """Run ``model`` once on the built-in synthetic scene and inspect its raw outputs."""
-    from .preprocess import letterbox, to_input
     from .sample import synthetic_image
 
     spec = model.spec
-    h, w = spec.imgsz
-    canvas, _ = letterbox(synthetic_image(h, w), (h, w))
-    inp = spec.input
-    shape = (spec.batch or 1, 3, h, w) if spec.input_layout == "NCHW" else (spec.batch or 1, h, w, 3)
-    tensor = np.zeros(shape, inp.dtype)
-    to_input(canvas, tensor[0], spec.input_layout, None if inp.scale is None else (inp.scale, inp.zero_point))
-    outputs = model.runtime.run({inp.name: tensor})
+    tensor, _ = model.preprocess([synthetic_image(*spec.imgsz)])
+    outputs = model.runtime.run({spec.input.name: tensor})
     return inspect_outputs(spec, outputs, model._head.max_class_score(outputs, 0))

@@ -11,6 +11,7 @@ from typing import Any, Union, overload
 
 import numpy as np
 
+from ._core import Letterbox
 from .errors import ImageError, ModelError
 from .heads import PostprocessOptions, make_head
 from .io import ImageSource, read_image
@@ -135,9 +136,13 @@ class Model:
             return fit_input_size(image_shapes[0], self.spec.imgsz, self.spec.stride)
         return self.spec.imgsz
 
-    def _run_batch(self, sources: list[ImageSource], options: PostprocessOptions, rgb: bool) -> list[Result]:
-        t0 = time.perf_counter()
-        images = [read_image(s, rgb=rgb) for s in sources]
+    def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
+        """The model's input tensor for BGR uint8 images, and where each image sits in it.
+
+        Letterboxed to ``input_size``, in the input's layout and dtype (quantized inputs straight
+        from pixels). For using the raw outputs yourself: ``model.runtime.run({model.spec.input.name:
+        tensor})``.
+        """
         in_h, in_w = self.input_size([im.shape[:2] for im in images])
         batch = len(images) if self.spec.batch is None else self.spec.batch
         inp = self.spec.input
@@ -149,6 +154,12 @@ class Model:
             canvas, lb = letterbox(image, (in_h, in_w))
             to_input(canvas, tensor[i], self.spec.input_layout, quant)
             boxes.append(lb)
+        return tensor, boxes
+
+    def _run_batch(self, sources: list[ImageSource], options: PostprocessOptions, rgb: bool) -> list[Result]:
+        t0 = time.perf_counter()
+        images = [read_image(s, rgb=rgb) for s in sources]
+        tensor, boxes = self.preprocess(images)
         t1 = time.perf_counter()
         outputs = self.runtime.run({self.spec.input.name: tensor})
         t2 = time.perf_counter()
