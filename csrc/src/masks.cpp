@@ -117,6 +117,47 @@ struct Scratch {
   std::vector<uint8_t> on;
 };
 
+// Hot loops get an AVX2 clone on x86-64, picked at load time. A C++ exception must never leave a
+// cloned function (GCC's dispatch then terminates the process): clones only compute.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(EDGESEG_NO_CLONES)
+#define EDGESEG_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define EDGESEG_CLONES
+#endif
+
+// Channels-last prototypes: out[x] = coeff . pixel x, with eight independent partial sums so the
+// reduction vectorizes without reassociating floats behind the compiler's back.
+template <typename T>
+inline __attribute__((always_inline)) void dot_row_impl(const T* row, int64_t stride_x,
+                                                        int64_t width, const float* coeff,
+                                                        int64_t channels, float* out) {
+  for (int64_t x = 0; x < width; ++x) {
+    const T* px = row + x * stride_x;
+    float part[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    int64_t c = 0;
+    for (; c + 8 <= channels; c += 8) {
+      for (int k = 0; k < 8; ++k) part[k] += coeff[c + k] * static_cast<float>(px[c + k]);
+    }
+    float acc =
+        ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    for (; c < channels; ++c) acc += coeff[c] * static_cast<float>(px[c]);
+    out[x] = acc;
+  }
+}
+
+EDGESEG_CLONES void dot_row(const float* r, int64_t sx, int64_t w, const float* k, int64_t c,
+                            float* o) {
+  dot_row_impl(r, sx, w, k, c, o);
+}
+EDGESEG_CLONES void dot_row(const int8_t* r, int64_t sx, int64_t w, const float* k, int64_t c,
+                            float* o) {
+  dot_row_impl(r, sx, w, k, c, o);
+}
+EDGESEG_CLONES void dot_row(const uint8_t* r, int64_t sx, int64_t w, const float* k, int64_t c,
+                            float* o) {
+  dot_row_impl(r, sx, w, k, c, o);
+}
+
 // Logits (coefficients . prototypes) over the prototype window [lx0, vx1) x [ly0, vy1), into a
 // row-major buffer of row length nx. Quantized prototypes are converted on the fly and the affine
 // (zero point, scale) is applied once per logit: sum_c k_c (q_c - z) s = s (sum_c k_c q_c - z sum_c
@@ -126,14 +167,9 @@ void accumulate_logits(const ProtoView& p, const float* coeff, int64_t lx0, int6
                        int64_t ly0, int64_t vy1, int64_t nx, float* __restrict lg) {
   const T* base = static_cast<const T*>(p.data);
   if (p.stride_c == 1 && p.channels > 1) {  // channels last: one contiguous dot product per pixel
-    for (int64_t y = ly0; y < vy1; ++y) {
-      for (int64_t x = lx0; x < vx1; ++x) {
-        const T* px = base + y * p.stride_y + x * p.stride_x;
-        float acc = 0.f;
-        for (int64_t c = 0; c < p.channels; ++c) acc += coeff[c] * static_cast<float>(px[c]);
-        lg[(y - ly0) * nx + (x - lx0)] = acc;
-      }
-    }
+    for (int64_t y = ly0; y < vy1; ++y)
+      dot_row(base + y * p.stride_y + lx0 * p.stride_x, p.stride_x, vx1 - lx0, coeff, p.channels,
+              lg + (y - ly0) * nx);
   } else {  // channels first: each prototype row is a contiguous (or strided) run
     for (int64_t c = 0; c < p.channels; ++c) {
       const float k = coeff[c];
@@ -159,14 +195,6 @@ void accumulate_logits(const ProtoView& p, const float* coeff, int64_t lx0, int6
     }
   }
 }
-
-// Hot loops get an AVX2 clone on x86-64, picked at load time. A C++ exception must never leave a
-// cloned function (GCC's dispatch then terminates the process): clones only compute.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(EDGESEG_NO_CLONES)
-#define EDGESEG_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define EDGESEG_CLONES
-#endif
 
 constexpr int64_t kChunk = 64;  // output columns decided together, one uint64 of mask bits
 

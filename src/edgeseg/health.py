@@ -8,8 +8,13 @@ and says which; ``Model`` also looks at the outputs of its first inference and l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .model import Model
+    from .spec import ModelSpec
 
 # Collapsed models score exactly 0; healthy ones score above 0.1 even on the synthetic scene.
 MIN_MAX_SCORE = 1e-3
@@ -31,7 +36,7 @@ class HealthReport:
         return not self.problems
 
 
-def inspect_outputs(spec, outputs: list[np.ndarray], max_class_score: float) -> HealthReport:
+def inspect_outputs(spec: ModelSpec, outputs: list[np.ndarray], max_class_score: float) -> HealthReport:
     """Check raw outputs of one inference of the model described by ``spec`` (a ModelSpec)."""
     report = HealthReport(max_class_score=max_class_score)
     for info, value in zip(spec.outputs, outputs):
@@ -56,7 +61,7 @@ def inspect_outputs(spec, outputs: list[np.ndarray], max_class_score: float) -> 
     return report
 
 
-def check_model(model) -> HealthReport:
+def check_model(model: Model) -> HealthReport:
     """Run ``model`` once on the built-in synthetic scene and inspect its raw outputs."""
     from .sample import synthetic_image
 

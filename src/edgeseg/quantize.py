@@ -48,7 +48,7 @@ def head_nodes(model_path: str | Path) -> list[str]:
     producer = {out: node for node in graph.node for out in node.output}
     initializers = {init.name: init for init in graph.initializer}
 
-    def is_expectation_conv(node) -> bool:
+    def is_expectation_conv(node: onnx.NodeProto) -> bool:
         weight = initializers.get(node.input[1]) if len(node.input) > 1 else None
         return weight is not None and len(weight.dims) == 4 and weight.dims[0] == 1 and weight.dims[2:] == [1, 1]
 

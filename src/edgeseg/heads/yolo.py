@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import _core
@@ -9,9 +11,12 @@ from .._core import Letterbox
 from ..masks import InstanceMasks
 from .base import Instances, PostprocessOptions
 
+if TYPE_CHECKING:
+    from ..spec import ModelSpec
+
 
 class _YoloSegBase:
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         det, protos = spec.outputs[spec.detections_output], spec.outputs[spec.prototypes_output]
         self._det_quant = None if det.scale is None else (det.scale, det.zero_point)
