@@ -81,19 +81,43 @@ inline __attribute__((always_inline)) void argmax_row_impl(const T* __restrict r
   }
 }
 
-EDGESEG_CLONES int max_row(const float* r, float* b, int64_t n) { return max_row_impl(r, b, n); }
-EDGESEG_CLONES int max_row(const int8_t* r, int8_t* b, int64_t n) { return max_row_impl(r, b, n); }
-EDGESEG_CLONES int max_row(const uint8_t* r, uint8_t* b, int64_t n) {
-  return max_row_impl(r, b, n);
+// One call per anchor block, looping over the class rows inside: at these sizes (a few hundred
+// bytes a row) a call and loop prologue per row would cost more than the loads.
+template <typename T>
+inline __attribute__((always_inline)) int max_rows_impl(const T* first, int64_t stride,
+                                                        int64_t rows, T* best, int64_t n) {
+  int bad = 0;
+  for (int64_t c = 0; c < rows; ++c) bad |= max_row_impl(first + c * stride, best, n);
+  return bad;
 }
-EDGESEG_CLONES void argmax_row(const float* r, float* b, int32_t* k, int64_t n, int32_t c) {
-  argmax_row_impl(r, b, k, n, c);
+template <typename T>
+inline __attribute__((always_inline)) void argmax_rows_impl(const T* first, int64_t stride,
+                                                            int64_t rows, T* best, int32_t* cls,
+                                                            int64_t n) {
+  for (int64_t c = 0; c < rows; ++c)
+    argmax_row_impl(first + c * stride, best, cls, n, static_cast<int32_t>(c));
 }
-EDGESEG_CLONES void argmax_row(const int8_t* r, int8_t* b, int32_t* k, int64_t n, int32_t c) {
-  argmax_row_impl(r, b, k, n, c);
+
+EDGESEG_CLONES int max_rows(const float* f, int64_t s, int64_t r, float* b, int64_t n) {
+  return max_rows_impl(f, s, r, b, n);
 }
-EDGESEG_CLONES void argmax_row(const uint8_t* r, uint8_t* b, int32_t* k, int64_t n, int32_t c) {
-  argmax_row_impl(r, b, k, n, c);
+EDGESEG_CLONES int max_rows(const int8_t* f, int64_t s, int64_t r, int8_t* b, int64_t n) {
+  return max_rows_impl(f, s, r, b, n);
+}
+EDGESEG_CLONES int max_rows(const uint8_t* f, int64_t s, int64_t r, uint8_t* b, int64_t n) {
+  return max_rows_impl(f, s, r, b, n);
+}
+EDGESEG_CLONES void argmax_rows(const float* f, int64_t s, int64_t r, float* b, int32_t* k,
+                                int64_t n) {
+  argmax_rows_impl(f, s, r, b, k, n);
+}
+EDGESEG_CLONES void argmax_rows(const int8_t* f, int64_t s, int64_t r, int8_t* b, int32_t* k,
+                                int64_t n) {
+  argmax_rows_impl(f, s, r, b, k, n);
+}
+EDGESEG_CLONES void argmax_rows(const uint8_t* f, int64_t s, int64_t r, uint8_t* b, int32_t* k,
+                                int64_t n) {
+  argmax_rows_impl(f, s, r, b, k, n);
 }
 
 // Threshold in the data's own domain: a score passes when it is strictly above `Threshold<T>`.
@@ -118,18 +142,18 @@ bool best_class(const View2D& pred, int64_t num_classes, Threshold<T> thr, std::
                                                             : std::numeric_limits<T>::lowest();
   const auto row = [&](int32_t c, int64_t a0) { return data + (4 + c) * pred.stride_row + a0; };
   if (pred.stride_col == 1) {
-    constexpr int64_t kBlock = 1024;
+    constexpr int64_t kBlock = 2048;  // the running best stays in L1 for any element type
     for (int64_t a0 = 0; a0 < n; a0 += kBlock) {
       const int64_t len = std::min(kBlock, n - a0);
       std::fill_n(b + a0, len, lowest);
-      for (int32_t c = 0; c < num_classes; ++c) bad |= max_row(row(c, a0), b + a0, len);
+      bad |= max_rows(row(0, a0), pred.stride_row, num_classes, b + a0, len);
       int64_t passing = 0;
       for (int64_t a = a0; a < a0 + len; ++a) passing += static_cast<Threshold<T>>(b[a]) > thr;
       if (passing == 0) continue;
       if (passing * 8 > len) {  // many: one more branch-free pass over the (cached) block
         std::fill_n(b + a0, len, lowest);
         std::fill_n(k + a0, len, 0);
-        for (int32_t c = 0; c < num_classes; ++c) argmax_row(row(c, a0), b + a0, k + a0, len, c);
+        argmax_rows(row(0, a0), pred.stride_row, num_classes, b + a0, k + a0, len);
       } else {  // few: the first class reaching each candidate's maximum
         for (int64_t a = a0; a < a0 + len; ++a) {
           if (!(static_cast<Threshold<T>>(b[a]) > thr)) continue;
@@ -194,10 +218,12 @@ std::vector<Candidate> candidates(const View2D& pred, int64_t num_classes,
         "model output has NaN or infinite class scores; the model or its quantization is broken "
         "(run `edgeseg info MODEL` to inspect it)");
   std::vector<Candidate> cand;
+  const T* b = best.data();
+  const int32_t* k = cls.data();
   for (int64_t a = 0; a < pred.cols; ++a) {
-    if (static_cast<Threshold<T>>(best[a]) > thr && allowed(opt, cls[a])) {
-      const T raw = best[a];  // only survivors are dequantized
-      cand.push_back({load(&raw, pred.dtype, 0, pred.quant), static_cast<int32_t>(a), cls[a]});
+    if (static_cast<Threshold<T>>(b[a]) > thr && allowed(opt, k[a])) {
+      const T raw = b[a];  // only survivors are dequantized
+      cand.push_back({load(&raw, pred.dtype, 0, pred.quant), static_cast<int32_t>(a), k[a]});
     }
   }
   return cand;
