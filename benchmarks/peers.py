@@ -27,14 +27,14 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from common import box_iou, median_ms
 
 # Before any peer is imported: Ultralytics must neither phone home nor write settings to ~, and the
 # HAL's rayon pool is sized once, at first use (one thread, like the other postprocessors here).
@@ -371,23 +371,13 @@ def _reference(path: Path, names: list[str]) -> dict[int, list[tuple[int, np.nda
     return out
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes (N, 4) x (M, 4)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
-
-
 def _compare(
     ref: list, boxes: np.ndarray, classes: np.ndarray, masks: np.ndarray
 ) -> tuple[int, list[float], list[float]]:
     """Greedy same-class matching by box IoU: (matched count, box errors in px, mask IoUs) of the matches."""
     if not ref or not len(boxes):
         return 0, [], []
-    ious = _box_iou(np.stack([r[1] for r in ref]), boxes.astype(np.float64))
+    ious = box_iou(np.stack([r[1] for r in ref]), boxes.astype(np.float64))
     ious[np.array([r[0] for r in ref])[:, None] != classes[None, :].astype(np.int64)] = -1
     matched, errors, mask_ious = 0, [], []
     while ious.size and ious.max() > 0.5:
@@ -398,17 +388,6 @@ def _compare(
         union = np.logical_or(ref[i][3], masks[j]).sum()
         mask_ious.append(float(np.logical_and(ref[i][3], masks[j]).sum() / union) if union else 1.0)
     return matched, errors, mask_ious
-
-
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``fn()`` in milliseconds, after one untimed call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
 
 
 def _verify(runs: list, ref: dict, peers: dict[str, Callable], conf: float, iou: float, max_det: int) -> list[tuple]:
@@ -437,7 +416,8 @@ def _time(runs: list, peers: dict[str, Callable], conf: float, iou: float, max_d
         ms, dets = [], []
         for _, hw, det, protos in runs:
             dets.append(len(post(det, protos, hw, conf, iou, max_det)[0]))
-            ms.append(_median_ms(lambda d=det, q=protos, s=hw, f=post: f(d, q, s, conf, iou, max_det), repeats))
+            call = functools.partial(post, det, protos, hw, conf, iou, max_det)
+            ms.append(median_ms(call, repeats, warmup=True))
         rows.append((name, len(runs), float(np.mean(dets)), float(np.mean(ms)), float(np.median(ms))))
     return rows
 

@@ -17,7 +17,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import edgeseg
@@ -26,20 +25,12 @@ from edgeseg.heads import PostprocessOptions
 from edgeseg.io import list_images, read_image
 from edgeseg.quantize import quantize
 
+from common import median_ms
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 IMAGES = SHARED / "data" / "coco-val-mini" / "images"
 ANNOTATIONS = SHARED / "data" / "coco-val-mini" / "instances_val2017.json"
-
-
-def median_ms(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` in milliseconds."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
 
 
 def main() -> int:
