@@ -114,8 +114,12 @@ def quantize(
         per_channel: per-channel weight scales (often more accurate, slightly slower on some CPUs).
         progress: show a progress bar.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    try:
+        import onnx  # noqa: F401 - onnxruntime.quantization needs it
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as exc:
+        raise ImportError("edgeseg quantize needs the onnx package: pip install 'edgeseg[quantize]'") from exc
 
     from .model import load
 
