@@ -5,6 +5,7 @@
 #include <string>
 #include <type_traits>
 
+#include "clones.hpp"
 #include "edgeseg/core.hpp"
 
 namespace edgeseg {
@@ -39,14 +40,6 @@ void check_quant(DType dtype, const Quant& q, const char* what) {
     throw InvalidArgument(std::string(what) +
                           " has a non-positive or non-finite quantization scale");
 }
-
-// Hot loops get an AVX2 clone on x86-64, picked at load time, so portable builds still use the
-// wide vectors of the machine they run on.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(EDGESEG_NO_CLONES)
-#define EDGESEG_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define EDGESEG_CLONES
-#endif
 
 // Running maximum of one class row: the memory-bound part, kept as lean as numpy's own max. For
 // float data, returns whether the row held a NaN or infinity (NaN would otherwise silently hide

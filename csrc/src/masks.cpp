@@ -15,6 +15,7 @@
 #include <string>
 #include <type_traits>
 
+#include "clones.hpp"
 #include "edgeseg/core.hpp"
 
 namespace edgeseg {
@@ -116,14 +117,6 @@ struct Scratch {
   std::vector<float> logits, rows, acc, lo, hi;
   std::vector<uint8_t> on;
 };
-
-// Hot loops get an AVX2 clone on x86-64, picked at load time. A C++ exception must never leave a
-// cloned function (GCC's dispatch then terminates the process): clones only compute.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(EDGESEG_NO_CLONES)
-#define EDGESEG_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define EDGESEG_CLONES
-#endif
 
 // Channels-last prototypes: out[x] = coeff . pixel x, with eight independent partial sums so the
 // reduction vectorizes without reassociating floats behind the compiler's back.

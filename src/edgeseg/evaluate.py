@@ -21,8 +21,6 @@ from .coco import COCO80_NAMES, COCO80_TO_91
 from .model import Model
 from .result import Result
 
-_CACHE: dict[str, Any] = {}
-
 
 def _coco_api() -> tuple[Any, Any, str]:
     """(COCO class, COCOeval class, backend name)."""
