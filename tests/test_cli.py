@@ -128,3 +128,17 @@ def test_bench_plot(tmp_path: Path) -> None:
     png = tmp_path / "bench.png"
     assert main(["bench", str(MODEL), "--warmup", "0", "--runs", "3", "--plot", str(png), "-q"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_faster_coco_eval_gives_the_same_numbers() -> None:
+    require_shared()
+    pytest.importorskip("faster_coco_eval")
+    import edgeseg
+    from edgeseg.evaluate import evaluate
+
+    model = edgeseg.load(MODEL)
+    a = evaluate(model, IMAGES, ANNOTATIONS, conf=0.25, progress=False, evaluator="pycocotools")
+    b = evaluate(model, IMAGES, ANNOTATIONS, conf=0.25, progress=False, evaluator="faster-coco-eval")
+    assert (a.evaluator, b.evaluator) == ("pycocotools", "faster-coco-eval")
+    for key in ("box_map50_95", "box_map50", "mask_map50_95", "mask_map50"):
+        assert getattr(a, key) == pytest.approx(getattr(b, key), abs=1e-9)

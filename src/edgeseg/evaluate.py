@@ -22,14 +22,18 @@ from .model import Model
 from .result import Result
 
 
-def _coco_api() -> tuple[Any, Any, str]:
-    """(COCO class, COCOeval class, backend name)."""
-    try:
-        from faster_coco_eval import COCO, COCOeval_faster
+def _coco_api(evaluator: str | None = None) -> tuple[Any, Any, str]:
+    """(COCO class, COCOeval class, backend name): faster-coco-eval when installed, else pycocotools."""
+    if evaluator not in (None, "faster-coco-eval", "pycocotools"):
+        raise ValueError(f"evaluator must be 'faster-coco-eval' or 'pycocotools', got {evaluator!r}")
+    if evaluator in (None, "faster-coco-eval"):
+        try:
+            from faster_coco_eval import COCO, COCOeval_faster
 
-        return COCO, COCOeval_faster, "faster-coco-eval"
-    except ImportError:
-        pass
+            return COCO, COCOeval_faster, "faster-coco-eval"
+        except ImportError:
+            if evaluator is not None:
+                raise ImportError("faster-coco-eval is not installed: pip install faster-coco-eval") from None
     try:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -97,6 +101,7 @@ def evaluate(
     per_class: bool = False,
     progress: bool = True,
     save_predictions: str | Path | None = None,
+    evaluator: str | None = None,
 ) -> EvalReport:
     """Run ``model`` on every image of a COCO-format dataset and compute box and mask mAP.
 
@@ -108,8 +113,9 @@ def evaluate(
         per_class: also report mask and box AP50-95 per class.
         progress: show a progress bar with images/s.
         save_predictions: write the predictions (COCO results JSON) to this file.
+        evaluator: ``"faster-coco-eval"`` or ``"pycocotools"``; default: the first installed.
     """
-    coco_cls, eval_cls, backend = _coco_api()
+    coco_cls, eval_cls, backend = _coco_api(evaluator)
     images, annotations = Path(images), Path(annotations)
     if not annotations.is_file():
         raise FileNotFoundError(f"{annotations}: no such annotations file")
