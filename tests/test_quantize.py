@@ -59,6 +59,19 @@ def test_quantized_model_predicts_like_fp32(int8_model: Path) -> None:
     assert total > 10 and matched >= 0.8 * total, (matched, total)
 
 
+def test_symmetric_int8_activations(tmp_path: Path) -> None:
+    require_shared()
+    from edgeseg.quantize import quantize
+
+    out = tmp_path / "s8.onnx"
+    quantize(FP32, IMAGES, out, calib_size=4, progress=False, activations="int8")
+    model = edgeseg.load(out)
+    assert check_model(model).ok
+    assert len(model(sorted(IMAGES.glob("*.jpg"))[0])) > 0
+    with pytest.raises(ValueError, match="activations"):
+        quantize(FP32, IMAGES, out, activations="int4")
+
+
 def test_quantize_errors(tmp_path: Path) -> None:
     require_shared()
     with pytest.raises(edgeseg.ModelError, match=r"FP32 \.onnx"):

@@ -165,7 +165,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     report = quantize(
         args.model, args.calib, args.output, calib_size=args.calib_size, per_channel=args.per_channel,
-        progress=not args.quiet,
+        progress=not args.quiet, activations=args.activations,
     )  # fmt: skip
     print(
         f"wrote {report.output}: {report.int8_mb:.1f} MB (FP32 {report.fp32_mb:.1f} MB), calibrated on "
@@ -301,6 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="where to write the INT8 .onnx")
     p.add_argument("--calib-size", type=int, default=64, help="most calibration images used (default 64)")
     p.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
+    p.add_argument(
+        "--activations",
+        choices=("uint8", "int8"),
+        default="uint8",
+        help="uint8: asymmetric, ONNX Runtime's fast path on x86 (default); int8: symmetric, native on ARM "
+        "dot-product CPUs, more accurate here but slower than FP32 under ONNX Runtime on x86",
+    )
     p.add_argument("--val-images", type=Path, default=None, help="validation images (COCO-format dataset)")
     p.add_argument("--val-annotations", type=Path, default=None, help="validation COCO instances JSON")
     p.add_argument("--threads", type=int, default=None, help="inference threads for the comparison")
