@@ -1,4 +1,4 @@
-"""The ``edgeseg`` command line: ``edgeseg predict`` and ``edgeseg info``."""
+"""The ``edgeseg`` command line: predict, eval, bench, quantize, info, models and fetch."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ from .model import Model, load
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", type=Path, help="model file (.onnx: an Ultralytics YOLOv8/YOLO11-seg export)")
+    p.add_argument(
+        "model",
+        help="model file (.onnx: an Ultralytics YOLOv8/YOLO11-seg export; .tflite), or a model name from "
+        "`edgeseg models` or an http(s) URL, resolved through the download cache",
+    )
     p.add_argument(
         "--providers",
         default=None,
@@ -208,6 +212,41 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import zoo
+
+    rows = [zoo.describe(e) for e in zoo.list_models()]
+    if args.json:
+        print(json.dumps({"home": str(zoo.home()), "models": rows}))
+        return 0
+    print(f"cache: {zoo.home()} (set EDGESEG_HOME to move it)")
+    header = ("name", "format", "size", "licence", "sha256", "cached")
+    table = []
+    for r in rows:
+        size = r["size"] if r["size"] is not None else (Path(r["cached"]).stat().st_size if r["cached"] else None)
+        table.append((r["name"], r["format"], _mb(size), r["licence"], r["digest"], "yes" if r["cached"] else "no"))
+    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header))]
+    for row in [header, *table]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    for r in rows:
+        print(f"\n{r['name']}: {r['description']}\n  download: {r['download']}")
+        if r["cached"]:
+            print(f"  cached:   {r['cached']}")
+    return 0
+
+
+def _mb(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from . import zoo
+
+    path = zoo.fetch(args.name, progress=not args.quiet)
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``edgeseg`` command."""
     parser = argparse.ArgumentParser(
@@ -324,6 +363,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--check", action="store_true", help="run the model once and check its outputs are sane")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "models",
+        help="list the named models and whether they are cached",
+        description="List the model zoo: name, format, size, licence, sha256 status (pinned, or recorded at "
+        "first download and verified afterwards) and whether the file is in the cache ($EDGESEG_HOME, default "
+        "~/.cache/edgeseg). Names work wherever a model path does: `edgeseg predict yolov8n-seg IMAGE`.",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object: home and a list of models")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "fetch",
+        help="download a named model (or a URL) into the cache and print its path",
+        description="Download a model by name (see `edgeseg models`) or http(s) URL into the cache with a "
+        "progress bar: resumed after an interruption, verified against its sha256 (a mismatch deletes the "
+        "file), renamed into place only when complete. A cached file is verified and reused; a corrupt one is "
+        "downloaded again. Prints the cached path.",
+    )
+    p.add_argument("name", help="model name (edgeseg models) or http(s) URL")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_fetch)
     return parser
 
 

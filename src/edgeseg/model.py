@@ -208,6 +208,10 @@ def _check_settings(conf: float, iou: float, max_det: int, pre_nms_topk: int) ->
         raise ValueError(f"pre_nms_topk must be >= 1, got {pre_nms_topk!r}")
 
 
+def _looks_like_name(path: str | os.PathLike) -> bool:
+    return isinstance(path, str) and not Path(path).suffix and os.sep not in path and "/" not in path
+
+
 def load(
     path: str | os.PathLike,
     *,
@@ -224,7 +228,10 @@ def load(
     """Load a segmentation model; everything about it is read from the file.
 
     Args:
-        path: an ``.onnx`` file (Ultralytics YOLOv8/YOLO11-seg export: raw or end-to-end,
+        path: a model file, or (when no such file exists) a model name from ``edgeseg.zoo``
+            (``"yolov8n-seg"``; see ``edgeseg models``) or an http(s) URL, resolved through the
+            verified download cache (``$EDGESEG_HOME``, default ``~/.cache/edgeseg``).
+            The file: an ``.onnx`` file (Ultralytics YOLOv8/YOLO11-seg export: raw or end-to-end,
             float or dynamically quantized, fixed or dynamic input size) or a ``.tflite`` file
             (float, or int8 with float or int8 input and outputs; needs ``edgeseg[tflite]``).
         providers: ONNX Runtime execution providers in priority order, e.g. ``["tensorrt", "cuda"]``;
@@ -242,7 +249,12 @@ def load(
     """
     p = Path(path)
     if not p.is_file():
-        raise ModelError(f"{p}: no such model file")
+        from . import zoo
+
+        if not zoo.is_model_name(path):
+            hint = f" (nor a model name: {', '.join(sorted(zoo.REGISTRY))})" if _looks_like_name(path) else ""
+            raise ModelError(f"{p}: no such model file{hint}")
+        p = zoo.resolve(str(path))
     if p.suffix.lower() == ".tflite":
         if providers is not None or session_options is not None:
             raise ValueError("providers and session_options apply to ONNX models; .tflite models take delegates=")
