@@ -183,14 +183,13 @@ struct Candidate {
 };
 
 // The smallest quantized value whose real value is above `conf`, so the threshold is applied to
-// raw quantized scores with one integer comparison. Real values are computed exactly as `load`
-// does, so quantized and float decoding keep the same candidates.
+// raw quantized scores with one integer comparison. Real values are computed exactly as `real`
+// does for any read, so quantized and float decoding keep the same candidates.
 template <typename T>
-int32_t quantized_threshold(float conf, const Quant& q, DType dtype) {
+int32_t quantized_threshold(float conf, const Quant& q) {
   const int32_t lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
   for (int32_t v = lo; v <= hi; ++v) {
-    const T raw = static_cast<T>(v);
-    if (load(&raw, dtype, 0, q) > conf) return v;
+    if (real(static_cast<T>(v), q) > conf) return v;
   }
   return hi + 1;  // nothing can pass
 }
@@ -204,7 +203,7 @@ std::vector<Candidate> candidates(const View2D& pred, int64_t num_classes,
   if constexpr (std::is_floating_point_v<T>) {
     thr = opt.conf;
   } else {
-    thr = quantized_threshold<T>(opt.conf, pred.quant, pred.dtype) - 1;
+    thr = quantized_threshold<T>(opt.conf, pred.quant) - 1;
   }
   if (best_class<T>(pred, num_classes, thr, best, cls))
     throw InvalidArgument(
@@ -215,8 +214,8 @@ std::vector<Candidate> candidates(const View2D& pred, int64_t num_classes,
   const int32_t* k = cls.data();
   for (int64_t a = 0; a < pred.cols; ++a) {
     if (static_cast<Threshold<T>>(b[a]) > thr && allowed(opt, k[a])) {
-      const T raw = b[a];  // only survivors are dequantized
-      cand.push_back({load(&raw, pred.dtype, 0, pred.quant), static_cast<int32_t>(a), k[a]});
+      // only survivors are dequantized
+      cand.push_back({real(b[a], pred.quant), static_cast<int32_t>(a), k[a]});
     }
   }
   return cand;

@@ -266,14 +266,14 @@ def _probe_boxes_normalized(
     over the whole input (anchors cover the image) whatever the content, so their maximum is about
     the input size in pixels and about 1 when normalized.
     """
+    from .preprocess import PAD_VALUE, to_input
+
     batch = inp.shape[0] or 1
-    shape = (batch, 3, *size) if layout == "NCHW" else (batch, *size, 3)
-    grey = np.full(shape, 114 / 255, np.float32)
-    if inp.dtype != np.float32:
-        grey = np.round(grey / inp.scale + inp.zero_point).astype(inp.dtype)
-    det = rt.run({inp.name: grey})[det_i][0]
-    info = rt.outputs[det_i]
-    centres = (det.T if anchor_major else det)[:2].astype(np.float32)
-    if info.scale is not None:
-        centres = (centres - info.zero_point) * info.scale
+    tensor = np.zeros((batch, 3, *size) if layout == "NCHW" else (batch, *size, 3), inp.dtype)
+    grey = np.full((*size, 3), PAD_VALUE, np.uint8)
+    quant = None if inp.scale is None else (inp.scale, inp.zero_point)
+    for slot in tensor:
+        to_input(grey, slot, layout, quant)
+    det = rt.run({inp.name: tensor})[det_i][0]
+    centres = rt.outputs[det_i].dequantize((det.T if anchor_major else det)[:2])
     return float(np.nanmax(centres)) <= 2.0

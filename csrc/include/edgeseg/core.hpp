@@ -24,13 +24,22 @@ struct Quant {
   int32_t zero_point = 0;
 };
 
-// Real value of element `i` of a buffer of `dtype`, dequantized in float32 as the reference does.
+// Real value of one raw value, dequantized in float32 as the reference does.
+inline float real(float v, const Quant&) { return v; }
+inline float real(int8_t v, const Quant& q) {
+  return static_cast<float>(v - q.zero_point) * q.scale;
+}
+inline float real(uint8_t v, const Quant& q) {
+  return static_cast<float>(v - q.zero_point) * q.scale;
+}
+
+// Real value of element `i` of a buffer of `dtype`.
 inline float load(const void* data, DType dtype, int64_t i, const Quant& q) {
   switch (dtype) {
     case DType::kInt8:
-      return static_cast<float>(static_cast<const int8_t*>(data)[i] - q.zero_point) * q.scale;
+      return real(static_cast<const int8_t*>(data)[i], q);
     case DType::kUInt8:
-      return static_cast<float>(static_cast<const uint8_t*>(data)[i] - q.zero_point) * q.scale;
+      return real(static_cast<const uint8_t*>(data)[i], q);
     default:
       return static_cast<const float*>(data)[i];
   }

@@ -19,15 +19,13 @@ class _YoloSegBase:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         det, protos = spec.outputs[spec.detections_output], spec.outputs[spec.prototypes_output]
+        self._det_info = det
         self._det_quant = None if det.scale is None else (det.scale, det.zero_point)
         self._proto_quant = None if protos.scale is None else (protos.scale, protos.zero_point)
 
     def _prototypes(self, outputs: list[np.ndarray], index: int) -> np.ndarray:
         protos = outputs[self.spec.prototypes_output][index]
         return protos.transpose(2, 0, 1) if self.spec.prototypes_nhwc else protos  # a view: strides do the rest
-
-    def _real(self, raw: np.ndarray, quant: tuple[float, int] | None) -> np.ndarray:
-        return raw if quant is None else (raw.astype(np.float32) - quant[1]) * np.float32(quant[0])
 
     def _box_scale(self, lb: Letterbox) -> tuple[float, float]:
         return (float(lb.dst_w), float(lb.dst_h)) if self.spec.boxes_normalized else (1.0, 1.0)
@@ -84,7 +82,7 @@ class YoloHead(_YoloSegBase):
         if self.spec.detections_anchor_major:
             pred = pred.T
         scores = pred[4 : 4 + self.spec.num_classes]
-        return float(self._real(scores.max(keepdims=True), self._det_quant).max()) if scores.size else 0.0
+        return float(self._det_info.dequantize(scores.max(keepdims=True)).max()) if scores.size else 0.0
 
 
 class YoloE2EHead(_YoloSegBase):
@@ -106,4 +104,4 @@ class YoloE2EHead(_YoloSegBase):
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest score among the graph's detections of image ``index`` (a health signal)."""
         scores = outputs[self.spec.detections_output][index][:, 4]
-        return float(self._real(scores.max(keepdims=True), self._det_quant).max()) if scores.size else 0.0
+        return float(self._det_info.dequantize(scores.max(keepdims=True)).max()) if scores.size else 0.0

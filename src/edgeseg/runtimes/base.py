@@ -21,6 +21,13 @@ class TensorInfo:
     scale: float | None = None
     zero_point: int | None = None
 
+    def dequantize(self, values: np.ndarray) -> np.ndarray:
+        """Real values of raw output values: ``(q - zero_point) * scale`` in float32, as the reference
+        computes them; float tensors are returned as they are."""
+        if self.scale is None:
+            return values
+        return (values.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)
+
     def describe(self) -> str:
         """``name [d0, d1, ...] dtype`` with dynamic dimensions shown as ``?``."""
         dims = ", ".join("?" if d is None else str(d) for d in self.shape)
