@@ -1,4 +1,4 @@
-"""The ``edgeseg`` command line: predict, eval, bench, quantize, info, models and fetch."""
+"""The ``edgeseg`` command line: predict, demo, eval, bench, quantize, info, models, fetch, synth and train."""
 
 from __future__ import annotations
 
@@ -16,14 +16,20 @@ import numpy as np
 from .errors import ImageError, ModelError
 from .io import IMAGE_SUFFIXES, list_images, read_image
 from .model import Model, load
+from .train.config import TrainConfig
+from .zoo import DEFAULT_MODEL
+
+MODEL_HELP = (
+    "model file (.onnx: an Ultralytics YOLOv8/YOLO11-seg export; .tflite), or a model name from "
+    "`edgeseg models` or an http(s) URL, resolved through the download cache"
+)
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "model",
-        help="model file (.onnx: an Ultralytics YOLOv8/YOLO11-seg export; .tflite), or a model name from "
-        "`edgeseg models` or an http(s) URL, resolved through the download cache",
-    )
+def _add_model_options(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    if positional:
+        p.add_argument("model", help=MODEL_HELP)
+    else:
+        p.add_argument("-m", "--model", default=None, help=f"{MODEL_HELP}. Default: the bundled {DEFAULT_MODEL} model")
     p.add_argument(
         "--providers",
         default=None,
@@ -55,8 +61,15 @@ def _image_id(path: Path, index: int) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if len(args.inputs) > 2:
+        raise ValueError(f"predict takes one SOURCE (and optionally a MODEL before it), got {len(args.inputs)}")
+    if len(args.inputs) == 2:  # the older `edgeseg predict MODEL SOURCE` form
+        if args.model is not None:
+            raise ValueError("give the model either with --model or before SOURCE, not both")
+        args.model = args.inputs[0]
+    args.model = args.model or DEFAULT_MODEL
+    source = Path(args.inputs[-1])
     model = _load(args)
-    source: Path = args.source
     if source.is_dir():
         paths = list_images(source)
         if not paths:
@@ -212,6 +225,65 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .synthparts import CLASSES, SceneConfig, render_scene
+
+    seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(0, 2**31))
+    scene = render_scene(seed, SceneConfig(width=args.width, height=args.height))
+    model = load(args.model or DEFAULT_MODEL, threads=args.threads)
+    result = model(scene.image, conf=args.conf)
+    truth = Counter(CLASSES[c] for c in scene.classes.tolist())
+    found = result.counts()
+    print(f"scene seed {seed} ({args.width}x{args.height}, {len(scene)} parts), model {Path(model.spec.path).name}")
+    print(f"{'class':<22}{'found':>6}{'true':>6}")
+    for name in sorted(set(truth) | set(found), key=lambda n: (-truth.get(n, 0), n)):
+        print(f"{name:<22}{found.get(name, 0):>6}{truth.get(name, 0):>6}")
+    print(f"{'total':<22}{len(result):>6}{len(scene):>6}")
+    print("ms: " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(args.out), np.hstack((scene.image, result.draw(scene.image)))):
+        raise ValueError(f"{args.out}: could not write the image (use a .png or .jpg name in a writable folder)")
+    print(f"saved {args.out} (left: the scene, right: what the model found)")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synthparts import SceneConfig, write_dataset
+
+    ann = write_dataset(
+        args.out, args.count, seed=args.seed, config=SceneConfig(width=args.width, height=args.height),
+        progress=not args.quiet,
+    )  # fmt: skip
+    print(f"wrote {args.count} scenes to {args.out / 'images'} and their COCO annotations to {ann}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from .train.recipe import make_partseg
+    except ImportError as exc:
+        raise ImportError(f"edgeseg train needs PyTorch ({exc}): pip install 'edgeseg[train]'") from exc
+
+    config = TrainConfig(
+        input_hw=(args.imgsz[0], args.imgsz[1]), train_images=args.train_images, epochs=args.epochs,
+        batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads or 0,
+    )  # fmt: skip
+    try:
+        report = make_partseg(
+            args.out, config, val_images=args.val_images, quantize=not args.no_quantize, publish=args.publish,
+            resume=not args.no_resume, progress=not args.quiet,
+        )  # fmt: skip
+    except KeyboardInterrupt as exc:
+        print(f"edgeseg: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
+    print(f"trained in {report.train_minutes:.1f} min; FP32 {report.fp32}: mask mAP50-95 {report.fp32_mask_map:.4f}, "
+          f"box {report.fp32_box_map:.4f}")  # fmt: skip
+    if report.int8 is not None:
+        print(f"INT8 {report.int8}: mask mAP50-95 {report.int8_mask_map:.4f}, box {report.int8_box_map:.4f}")
+    print(f"model card: {report.card}" + (f"; copied to {args.publish}" if args.publish else ""))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from . import zoo
 
@@ -247,6 +319,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_DEFAULTS = TrainConfig()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``edgeseg`` command."""
     parser = argparse.ArgumentParser(
@@ -262,8 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Segment an image or every image of a folder; write annotated images and optionally "
         "a COCO-style predictions.json.",
     )
-    _add_model_options(p)
-    p.add_argument("source", type=Path, help="an image file or a folder of images")
+    _add_model_options(p, positional=False)
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="SOURCE",
+        help="an image file or a folder of images (`edgeseg predict MODEL SOURCE` also works)",
+    )
     p.add_argument("--conf", type=float, default=0.25, help="minimum class score (default 0.25)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--max-det", type=int, default=300, help="most instances per image (default 300)")
@@ -363,6 +443,65 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--check", action="store_true", help="run the model once and check its outputs are sane")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "demo",
+        help="segment a fresh synthetic conveyor scene with the bundled model (no files needed)",
+        description="Render a new synthetic conveyor-belt scene of factory parts, segment it with the bundled "
+        "PartSeg model (or --model), print the instances found per class next to the true counts, and write the "
+        "scene and the annotated result side by side as a PNG.",
+    )
+    p.add_argument("-m", "--model", default=None, help=f"{MODEL_HELP}. Default: the bundled {DEFAULT_MODEL} model")
+    p.add_argument("--seed", type=int, default=None, help="scene seed (default: a new random scene each run)")
+    p.add_argument("--width", type=int, default=512, help="scene width in pixels (default 512)")
+    p.add_argument("--height", type=int, default=384, help="scene height in pixels (default 384)")
+    p.add_argument("--conf", type=float, default=0.25, help="minimum class score (default 0.25)")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: one per core)")
+    p.add_argument("--out", type=Path, default=Path("edgeseg-demo.png"), help="output PNG (default edgeseg-demo.png)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "synth",
+        help="write a synthetic factory-parts dataset (COCO format)",
+        description="Render COUNT synthetic conveyor-belt scenes into OUT/images and their instance masks into "
+        "OUT/annotations.json (COCO, RLE). Scene i depends only on (--seed, i): the same command always writes "
+        "the same dataset, and different seeds give disjoint ones.",
+    )
+    p.add_argument("out", type=Path, help="output folder")
+    p.add_argument("--count", type=int, default=100, help="number of scenes (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--width", type=int, default=512, help="scene width in pixels (default 512)")
+    p.add_argument("--height", type=int, default=384, help="scene height in pixels (default 384)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "train",
+        help="train the bundled PartSeg model from scratch (needs edgeseg[train])",
+        description="The recipe behind the bundled model: render synthetic training scenes, train PartSeg on the "
+        "CPU (about 25 minutes on 2 cores with the defaults), export FP32 ONNX, make the INT8 model with edgeseg "
+        "quantize, evaluate both on a held-out synthetic split and write a model card. Checkpoints are written to "
+        "OUT as it goes; running the same command again resumes an interrupted run.",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/partseg"), help="working folder (default runs/partseg)")
+    p.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs, help="epochs (default %(default)s)")
+    p.add_argument(
+        "--train-images", type=int, default=TRAIN_DEFAULTS.train_images, help="training scenes (default %(default)s)"
+    )
+    p.add_argument("--val-images", type=int, default=200, help="held-out validation scenes (default 200)")
+    p.add_argument("--batch", type=int, default=TRAIN_DEFAULTS.batch, help="batch size (default %(default)s)")
+    p.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.lr, help="peak learning rate (default %(default)s)")
+    p.add_argument(
+        "--imgsz", type=int, nargs=2, default=list(TRAIN_DEFAULTS.input_hw), metavar=("H", "W"),
+        help="network input height and width, multiples of 32 (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="data and initialisation seed (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: all cores)")
+    p.add_argument("--no-quantize", action="store_true", help="skip the INT8 model")
+    p.add_argument("--publish", type=Path, default=None, help="copy the models and card here (e.g. models/)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUT has a checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
         "models",

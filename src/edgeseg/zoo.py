@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import importlib.resources
 import json
 import logging
 import os
@@ -56,6 +57,7 @@ class ZooEntry:
         size: size in bytes of the file at ``url``, when known.
         source: the official upstream release file this entry derives from.
         export: for entries without ``url``: the command that makes the file from ``source``.
+        bundled: the file ships inside the edgeseg package (``edgeseg/models/<filename>``): nothing to download.
     """
 
     name: str
@@ -68,6 +70,7 @@ class ZooEntry:
     size: int | None = None
     source: str | None = None
     export: str | None = None
+    bundled: bool = False
 
 
 def _ultralytics(name: str, release: str, docs: str) -> ZooEntry:
@@ -83,6 +86,21 @@ def _ultralytics(name: str, release: str, docs: str) -> ZooEntry:
     )
 
 
+def _bundled(name: str, filename: str, what: str) -> ZooEntry:
+    return ZooEntry(
+        name=name,
+        filename=filename,
+        format="onnx",
+        licence="Apache-2.0",
+        description=f"edgeseg's own {what} model of 6 factory-part classes, trained on synthetic conveyor scenes "
+        "(bundled; card: models/partseg.md)",
+        bundled=True,
+    )
+
+
+#: The model ``edgeseg predict`` and ``edgeseg demo`` use when none is given.
+DEFAULT_MODEL = "partseg"
+
 #: The built-in registry. ``register`` adds entries (e.g. models on your own server).
 REGISTRY: dict[str, ZooEntry] = {
     e.name: e
@@ -91,6 +109,8 @@ REGISTRY: dict[str, ZooEntry] = {
         _ultralytics("yolov8s-seg", "v8.2.0", "docs.ultralytics.com/models/yolov8"),
         _ultralytics("yolo11n-seg", "v8.3.0", "docs.ultralytics.com/models/yolo11"),
         _ultralytics("yolo11s-seg", "v8.3.0", "docs.ultralytics.com/models/yolo11"),
+        _bundled("partseg", "partseg.onnx", "FP32"),
+        _bundled("partseg-int8", "partseg-int8.onnx", "INT8"),
     )
 }
 
@@ -244,6 +264,8 @@ def fetch(name_or_url: str, progress: bool = True, *, retries: int = 3, timeout:
             unreachable (with how to bring the file by hand), or a digest mismatch (file deleted).
     """
     entry = get(name_or_url)
+    if entry.bundled:
+        return bundled_path(entry)
     dest = home() / _relpath(entry)
     try:
         cached = verify_cached(name_or_url)
@@ -272,9 +294,22 @@ def fetch(name_or_url: str, progress: bool = True, *, retries: int = 3, timeout:
     return dest
 
 
+def bundled_path(entry: ZooEntry) -> Path:
+    """Where a bundled model lives in this installation; ``ZooError`` when it is missing."""
+    path = Path(str(importlib.resources.files("edgeseg") / "models" / entry.filename))
+    if not path.is_file():
+        raise ZooError(
+            f"{entry.name}: {path} is missing from this installation; reinstall edgeseg, "
+            "or make it with `edgeseg train --publish DIR` and pass the file's path"
+        )
+    return path
+
+
 def resolve(name_or_url: str, progress: bool = True) -> Path:
-    """The local file of a named model for ``edgeseg.load``: verified if cached, else fetched."""
+    """The local file of a named model for ``edgeseg.load``: bundled, verified if cached, else fetched."""
     entry = get(name_or_url)
+    if entry.bundled:
+        return bundled_path(entry)
     cached = verify_cached(name_or_url)
     if cached is not None:
         log.debug("%s: using cached %s", entry.name, cached)
@@ -388,6 +423,21 @@ def _fsync_dir(path: Path) -> None:
 
 def describe(entry: ZooEntry) -> dict[str, Any]:
     """One row of ``edgeseg models``: name, format, size, licence, digest status, cached path or ``None``."""
+    if entry.bundled:
+        try:
+            local: str | None = str(bundled_path(entry))
+        except ZooError:
+            local = None
+        return {
+            "name": entry.name,
+            "format": entry.format,
+            "size": Path(local).stat().st_size if local else None,
+            "licence": entry.licence,
+            "digest": "bundled: installed with edgeseg",
+            "cached": local,
+            "download": "none needed: bundled with edgeseg",
+            "description": entry.description,
+        }
     expected, kind = expected_digest(entry.name)
     path = home() / _relpath(entry)
     if kind == "pinned":
