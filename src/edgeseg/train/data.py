@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from ..preprocess import letterbox
-from ..synthparts import Scene, SceneConfig, render_scene
+from ..synthparts import Scene, SceneConfig, render_scene, scene_seed
 from .net import PROTO_STRIDE
 
 
@@ -52,7 +52,7 @@ def prepare(scene: Scene, input_hw: tuple[int, int]) -> Sample:
 
 def _make(args: tuple[int, int, tuple[int, int], SceneConfig]) -> Sample:
     seed, index, input_hw, config = args
-    return prepare(render_scene(np.random.SeedSequence([seed, index]), config), input_hw)
+    return prepare(render_scene(scene_seed(seed, index), config), input_hw)
 
 
 def build_split(
@@ -63,7 +63,7 @@ def build_split(
     workers: int = 1,
     progress: bool = True,
 ) -> list[Sample]:
-    """Render and prepare ``count`` scenes; scene ``i`` is ``SeedSequence([seed, i])``, as in ``write_dataset``."""
+    """Render and prepare ``count`` scenes; scene ``i`` is ``scene_seed(seed, i)``, as in ``write_dataset``."""
     config = config or SceneConfig()
     jobs = [(seed, i, input_hw, config) for i in range(count)]
     bar = dict(total=count, desc="rendering scenes", unit="img", disable=not progress, leave=False)
