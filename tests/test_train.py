@@ -185,3 +185,19 @@ def test_resume_refuses_other_settings_and_corrupt_checkpoints(samples, trained,
 def test_bad_training_settings_are_rejected(field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):
         dataclasses.replace(TINY, **{field: value}).validate()
+
+
+def test_the_recipe_end_to_end_writes_models_card_and_metrics(tmp_path):
+    from edgeseg.train.recipe import CARD_NAME, FP32_NAME, INT8_NAME, make_partseg
+
+    config = dataclasses.replace(TINY, epochs=1)
+    report = make_partseg(
+        tmp_path / "run", config, val_images=3, calib_images=3, publish=tmp_path / "pub", progress=False,
+        command="edgeseg train --tiny",
+    )  # fmt: skip
+    for name in (FP32_NAME, INT8_NAME, CARD_NAME):
+        assert (tmp_path / "pub" / name).is_file()
+    card = (tmp_path / "pub" / CARD_NAME).read_text()
+    assert "edgeseg train --tiny" in card and all(c in card for c in CLASSES) and "| INT8 |" in card
+    assert 0 <= report.fp32_mask_map <= 1 and report.int8_mask_map is not None
+    assert edgeseg.load(tmp_path / "pub" / INT8_NAME).spec.names == CLASSES
