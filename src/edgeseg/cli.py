@@ -303,7 +303,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"\n{r['name']}: {r['description']}\n  download: {r['download']}")
         if r["cached"]:
-            print(f"  cached:   {r['cached']}")
+            print(f"  {'file:  ' if r['digest'].startswith('bundled') else 'cached:'}   {r['cached']}")
     return 0
 
 
