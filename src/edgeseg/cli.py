@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("uint8", "int8"),
         default="uint8",
         help="uint8: asymmetric, ONNX Runtime's fast path on x86 (default); int8: symmetric, native on ARM "
-        "dot-product CPUs, more accurate here but slower than FP32 under ONNX Runtime on x86",
+        "dot-product CPUs, slower than FP32 under ONNX Runtime on x86",
     )
     p.add_argument("--val-images", type=Path, default=None, help="validation images (COCO-format dataset)")
     p.add_argument("--val-annotations", type=Path, default=None, help="validation COCO instances JSON")

@@ -116,8 +116,8 @@ def quantize(
         progress: show a progress bar.
         activations: ``"uint8"`` (asymmetric; the fast path of ONNX Runtime on x86) or ``"int8"``
             (symmetric; signed-by-signed dot products, native on ARM). On coco-val-mini with
-            yolov8n-seg, int8 activations lose 0.86 mask mAP points instead of 1.29, but ONNX Runtime
-            runs them 1.8x slower than FP32 on x86: measure on your device.
+            yolov8n-seg both lose about 1 to 3 mask mAP points (int8 is not reliably better), and ONNX
+            Runtime runs int8 activations 1.8x slower than FP32 on x86: measure on your device.
     """
     try:
         import onnx  # noqa: F401 - onnxruntime.quantization needs it
