@@ -45,6 +45,11 @@ def _add_model_options(p: argparse.ArgumentParser, positional: bool = True) -> N
     )
 
 
+def _add_scene_size(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--width", type=int, default=512, help="scene width in pixels (default 512)")
+    p.add_argument("--height", type=int, default=384, help="scene height in pixels (default 384)")
+
+
 def _load(args: argparse.Namespace) -> Model:
     providers = args.providers.split(",") if args.providers else None
     return load(args.model, providers=providers, threads=args.threads, imgsz=args.imgsz, rect=not args.square)
@@ -230,7 +235,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(0, 2**31))
     scene = render_scene(seed, SceneConfig(width=args.width, height=args.height))
-    model = load(args.model or DEFAULT_MODEL, threads=args.threads)
+    args.model = args.model or DEFAULT_MODEL
+    model = _load(args)
     result = model(scene.image, conf=args.conf)
     truth = Counter(CLASSES[c] for c in scene.classes.tolist())
     found = result.counts()
@@ -303,7 +309,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"\n{r['name']}: {r['description']}\n  download: {r['download']}")
         if r["cached"]:
-            print(f"  {'file:  ' if r['digest'].startswith('bundled') else 'cached:'}   {r['cached']}")
+            print(f"  {'file:  ' if r['bundled'] else 'cached:'}   {r['cached']}")
     return 0
 
 
@@ -451,12 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
         "PartSeg model (or --model), print the instances found per class next to the true counts, and write the "
         "scene and the annotated result side by side as a PNG.",
     )
-    p.add_argument("-m", "--model", default=None, help=f"{MODEL_HELP}. Default: the bundled {DEFAULT_MODEL} model")
+    _add_model_options(p, positional=False)
     p.add_argument("--seed", type=int, default=None, help="scene seed (default: a new random scene each run)")
-    p.add_argument("--width", type=int, default=512, help="scene width in pixels (default 512)")
-    p.add_argument("--height", type=int, default=384, help="scene height in pixels (default 384)")
+    _add_scene_size(p)
     p.add_argument("--conf", type=float, default=0.25, help="minimum class score (default 0.25)")
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: one per core)")
     p.add_argument("--out", type=Path, default=Path("edgeseg-demo.png"), help="output PNG (default edgeseg-demo.png)")
     p.set_defaults(func=cmd_demo)
 
@@ -470,8 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, help="output folder")
     p.add_argument("--count", type=int, default=100, help="number of scenes (default 100)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
-    p.add_argument("--width", type=int, default=512, help="scene width in pixels (default 512)")
-    p.add_argument("--height", type=int, default=384, help="scene height in pixels (default 384)")
+    _add_scene_size(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synth)
 
@@ -479,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train the bundled PartSeg model from scratch (needs edgeseg[train])",
         description="The recipe behind the bundled model: render synthetic training scenes, train PartSeg on the "
-        "CPU (about 25 minutes on 2 cores with the defaults), export FP32 ONNX, make the INT8 model with edgeseg "
+        "CPU (about 20 minutes on 2 cores with the defaults), export FP32 ONNX, make the INT8 model with edgeseg "
         "quantize, evaluate both on a held-out synthetic split and write a model card. Checkpoints are written to "
         "OUT as it goes; running the same command again resumes an interrupted run.",
     )

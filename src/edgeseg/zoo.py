@@ -422,7 +422,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def describe(entry: ZooEntry) -> dict[str, Any]:
-    """One row of ``edgeseg models``: name, format, size, licence, digest status, cached path or ``None``."""
+    """One row of ``edgeseg models``: name, format, size, licence, digest status, cached (or bundled) path or
+    ``None``, and whether the file is bundled with edgeseg."""
     if entry.bundled:
         try:
             local: str | None = str(bundled_path(entry))
@@ -437,6 +438,7 @@ def describe(entry: ZooEntry) -> dict[str, Any]:
             "cached": local,
             "download": "none needed: bundled with edgeseg",
             "description": entry.description,
+            "bundled": True,
         }
     expected, kind = expected_digest(entry.name)
     path = home() / _relpath(entry)
@@ -457,4 +459,5 @@ def describe(entry: ZooEntry) -> dict[str, Any]:
         "cached": str(path) if path.is_file() else None,
         "download": entry.url or f"none official; `{entry.export}`, then put the file at {path}",
         "description": entry.description,
+        "bundled": False,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -20,7 +21,8 @@ def export_onnx(model: PartSeg, path: str | Path, input_hw: tuple[int, int], nam
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = ExportWrapper(copy_eval(model))
+    # A CPU copy in eval mode: export must not flip the training model's batch-norm mode.
+    wrapper = ExportWrapper(copy.deepcopy(model).cpu().eval())
     dummy = torch.zeros(1, 3, *input_hw)
     tmp = path.with_suffix(".tmp.onnx")
     with warnings.catch_warnings():
@@ -53,10 +55,3 @@ def export_onnx(model: PartSeg, path: str | Path, input_hw: tuple[int, int], nam
     onnx.save(proto, str(path))
     tmp.unlink()
     return path
-
-
-def copy_eval(model: PartSeg) -> PartSeg:
-    """A CPU copy in eval mode (export must not flip the training model's batch-norm mode)."""
-    import copy
-
-    return copy.deepcopy(model).cpu().eval()

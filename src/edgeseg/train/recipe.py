@@ -9,7 +9,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..evaluate import EvalReport
+from ..evaluate import EvalReport, evaluate
+from ..model import load
 from ..synthparts import CLASSES, SceneConfig, write_dataset
 from .export import export_onnx
 from .trainer import TrainConfig, train
@@ -57,9 +58,6 @@ def make_partseg(
         progress: progress bars.
         command: the command line to record in the card (default: this process's).
     """
-    from ..evaluate import evaluate
-    from ..model import load
-
     config = config or TrainConfig()
     out = Path(out_dir)
     scene_config = SceneConfig()
