@@ -224,6 +224,7 @@ def load(
     max_batch: int = 8,
     delegates: Sequence[Any] | None = None,
     xnnpack: bool = True,
+    prototypes_layout: str | None = None,
 ) -> Model:
     """Load a segmentation model; everything about it is read from the file.
 
@@ -246,6 +247,8 @@ def load(
         delegates: ``.tflite`` only: LiteRT external delegates by library path (Edge TPU, GPU, NPU),
             optionally ``(path, options)``; a delegate that cannot be loaded is an error.
         xnnpack: ``.tflite`` only: use LiteRT's XNNPACK CPU delegate (default).
+        prototypes_layout: ``"NCHW"`` or ``"NHWC"``: the layout of the prototypes output, only for a
+            model whose shapes cannot tell (loading one says so); read from the model by default.
     """
     p = Path(path)
     if not p.is_file():
@@ -263,5 +266,5 @@ def load(
         if delegates is not None:
             raise ValueError("delegates apply to .tflite models; ONNX models take providers=")
         runtime = open_runtime(p, providers=providers, threads=threads, session_options=session_options)
-    spec = build_spec(str(p), runtime, names=names, imgsz=imgsz)
+    spec = build_spec(str(p), runtime, names=names, imgsz=imgsz, prototypes_layout=prototypes_layout)
     return Model(runtime, spec, rect=rect, max_batch=max_batch)

@@ -128,6 +128,7 @@ def build_spec(
     rt: Runtime,
     names: Sequence[str] | None = None,
     imgsz: int | Sequence[int] | None = None,
+    prototypes_layout: str | None = None,
 ) -> ModelSpec:
     """Read a ModelSpec off a loaded model: metadata first, then the graph's shapes.
 
@@ -136,6 +137,8 @@ def build_spec(
         rt: the loaded runtime.
         names: class names overriding the model's own.
         imgsz: input size overriding the model's default (dynamic-size models only), an int or (h, w).
+        prototypes_layout: ``"NCHW"`` or ``"NHWC"`` for the prototypes output, for the rare model whose
+            shapes cannot tell (the default reads it from the shapes and raises when they cannot).
     """
     meta = rt.metadata
     task = meta.get("task", "segment")
@@ -183,14 +186,6 @@ def build_spec(
     if len(rank4) != 1 or len(rank3) != 1:
         raise _unsupported(path, rt, "expected one detections output (rank 3) and one prototypes output (rank 4)")
     proto_i, det_i = rank4[0], rank3[0]
-    p = rt.outputs[proto_i].shape
-    if p[1] is not None and (p[3] is None or p[1] < p[3]):
-        nm, proto_nhwc = p[1], False
-    elif p[3] is not None:
-        nm, proto_nhwc = p[3], True
-    else:
-        raise _unsupported(path, rt, "cannot tell the number of mask prototypes")
-
     user_names = tuple(str(n) for n in names) if names is not None else None
     meta_names = _names_from_metadata(meta)
     known_nc = len(meta_names) if meta_names else None
@@ -198,6 +193,9 @@ def build_spec(
     e2e_meta = (isinstance(args, dict) and bool(args.get("nms"))) or meta.get("end2end") == "True"
 
     _, a, c = rt.outputs[det_i].shape
+    proto_nhwc = _prototypes_nhwc(path, rt, proto_i, (a, c), known_nc, layout, (h, w), prototypes_layout)
+    p = rt.outputs[proto_i].shape
+    nm = p[3] if proto_nhwc else p[1]
 
     def raw_nc(features: int | None, anchors: int | None) -> int | None:
         if features is None:
@@ -254,6 +252,62 @@ def build_spec(
         prototypes_nhwc=proto_nhwc,
         boxes_normalized=normalized,
         outputs=tuple(rt.outputs),
+    )
+
+
+def _prototypes_nhwc(
+    path: str,
+    rt: Runtime,
+    proto_i: int,
+    det_dims: tuple[int | None, int | None],
+    known_nc: int | None,
+    input_layout: str,
+    input_hw: tuple[int | None, int | None],
+    override: str | None,
+) -> bool:
+    """Whether the prototypes output is [B, h, w, C] rather than [B, C, h, w], decided from facts.
+
+    A layout is possible only when its channel count C fits the detections output (4 + classes + C
+    features for a raw head, 6 + C for an end-to-end one, with the class count of the metadata when
+    known) and its h x w is the input size divided by one whole factor. Shapes alone cannot tell
+    [1, 32, 32, 32] (a 128x128 export) apart; then the exporter's convention decides: Ultralytics'
+    ONNX exports are NCHW throughout and TFLite models NHWC throughout, so the prototypes follow the
+    input's layout. Anything else that both layouts fit is refused: guessing gives wrong masks.
+    """
+    p = rt.outputs[proto_i].shape
+    if override is not None:
+        if override not in ("NCHW", "NHWC"):
+            raise ValueError(f"prototypes_layout must be 'NCHW' or 'NHWC', got {override!r}")
+        if (p[3] if override == "NHWC" else p[1]) is None:
+            raise _unsupported(path, rt, f"prototypes_layout={override!r} leaves the number of prototypes unknown")
+        return override == "NHWC"
+
+    def fits(channels: int | None, ph: int | None, pw: int | None) -> bool:
+        if channels is None or channels < 1:
+            return False
+        features = [d for d in det_dims if d is not None]
+        end2end = any(f == 6 + channels for f in features)
+        raw = any(f - 4 - channels >= 1 and known_nc in (None, f - 4 - channels) for f in features)
+        if features and not (raw or end2end):
+            return False
+        in_h, in_w = input_hw
+        if None in (in_h, in_w, ph, pw):
+            return True  # a dynamic size: nothing to compare
+        return ph > 0 and pw > 0 and in_h % ph == 0 and in_w % pw == 0 and in_h // ph == in_w // pw
+
+    nchw_ok, nhwc_ok = fits(p[1], p[2], p[3]), fits(p[3], p[1], p[2])
+    if nchw_ok != nhwc_ok:
+        return nhwc_ok
+    exporter_convention = rt.name == "litert" or "stride" in rt.metadata  # TFLite; Ultralytics' ONNX metadata
+    if nchw_ok and exporter_convention:
+        return input_layout == "NHWC"
+    why = "fit both" if nchw_ok else "fit neither"
+    raise _unsupported(
+        path,
+        rt,
+        f"cannot tell the layout of the prototypes output {list(p)}: [B, C, h, w] and [B, h, w, C] {why} the "
+        "detections output and the input size; if the model is right, pass prototypes_layout='NCHW' or 'NHWC' "
+        "to edgeseg.load",
     )
 
 
