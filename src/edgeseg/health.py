@@ -2,7 +2,9 @@
 
 A badly quantized model can output class scores that are all about zero, NaNs, or quantized
 tensors stuck at their type's limits. ``check_model`` runs the model once on the built-in scene
-and says which; ``Model`` also looks at the outputs of its first inference and logs a warning.
+and says which. ``Model`` also looks at the outputs of its first inference, but there it warns only
+on what a healthy model can never output (NaN/inf, saturated quantized tensors): low scores on a
+user's first frame (a black camera frame, a blank belt) say nothing about the model.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ MAX_SATURATED = 0.05  # fraction of a quantized output clipped at its type's max
 class HealthReport:
     """What a health check found: ``problems`` is empty for a healthy model."""
 
-    max_class_score: float
+    max_class_score: float | None
     nonfinite_outputs: list[str] = field(default_factory=list)
     saturated_outputs: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -36,8 +38,12 @@ class HealthReport:
         return not self.problems
 
 
-def inspect_outputs(spec: ModelSpec, outputs: list[np.ndarray], max_class_score: float) -> HealthReport:
-    """Check raw outputs of one inference of the model described by ``spec`` (a ModelSpec)."""
+def inspect_outputs(spec: ModelSpec, outputs: list[np.ndarray], max_class_score: float | None) -> HealthReport:
+    """Check raw outputs of one inference of the model described by ``spec`` (a ModelSpec).
+
+    ``max_class_score`` is judged only when given: pass it for an input known to hold objects (the
+    built-in scene), None for arbitrary frames.
+    """
     report = HealthReport(max_class_score=max_class_score)
     for info, value in zip(spec.outputs, outputs):
         if value.dtype.kind == "f" and not np.isfinite(value).all():
@@ -52,7 +58,7 @@ def inspect_outputs(spec: ModelSpec, outputs: list[np.ndarray], max_class_score:
                     f"{frac:.0%} of quantized output {info.name} sits at the {value.dtype} maximum "
                     "(saturated: the quantization range is too narrow)"
                 )
-    if not report.nonfinite_outputs and max_class_score < MIN_MAX_SCORE:
+    if max_class_score is not None and not report.nonfinite_outputs and max_class_score < MIN_MAX_SCORE:
         report.problems.append(
             f"every class score is about zero (max {max_class_score:.2g}): the model cannot detect anything; "
             "a broken export or quantization is the usual cause (re-quantize keeping the detection head in "
