@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Union
 
@@ -28,11 +29,11 @@ def read_image(source: ImageSource, rgb: bool = False) -> np.ndarray:
         path = Path(os.fsdecode(source))
         if not path.is_file():
             raise ImageError(f"{path}: no such image file")
-        data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode: non-ASCII paths work too
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if image is None:
-            raise ImageError(f"{path}: cannot decode this file as an image (corrupt or unsupported format)")
-        return image
+        try:
+            data = np.fromfile(path, dtype=np.uint8)  # fromfile + imdecode: any path bytes work (imread's don't)
+        except OSError as exc:
+            raise ImageError(f"{path}: cannot read this file ({exc.strerror or exc})") from exc
+        return decode_image(data, str(path))
     if not isinstance(source, np.ndarray):
         raise ImageError(f"expected an image path or a numpy array, got {type(source).__name__}")
     image = source
@@ -56,6 +57,124 @@ def read_image(source: ImageSource, rgb: bool = False) -> np.ndarray:
     if rgb:
         return np.ascontiguousarray(image[:, :, ::-1])
     return np.ascontiguousarray(image)
+
+
+def decode_image(data: bytes | np.ndarray, name: str = "image") -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, ...) to BGR uint8, or raise ``ImageError`` naming ``name``.
+
+    A truncated JPEG or PNG is refused even where the decoder would return a partial image (OpenCV
+    4.x fills a JPEG cut mid-scan with grey and only prints a libjpeg warning): a bad file must be
+    reported as bad, not segmented.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if buf.size == 0:
+        raise ImageError(f"{name}: the file is empty")
+    truncated = _truncation(buf)
+    if truncated:
+        raise ImageError(f"{name}: {truncated} (the file is truncated or corrupt; copy it again)")
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError(f"{name}: cannot decode this file as an image (corrupt or unsupported format)")
+    return image
+
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _truncation(buf: np.ndarray) -> str | None:
+    """Why an encoded JPEG or PNG ends before its last byte, or None (other formats: the decoder's job)."""
+    if buf.size >= 2 and buf[0] == 0xFF and buf[1] == 0xD8:
+        return None if _jpeg_complete(buf) else "JPEG data ends before its end-of-image marker"
+    if buf[:8].tobytes() == _PNG_MAGIC:
+        return None if _png_complete(buf) else "PNG data ends before its IEND chunk"
+    return None
+
+
+def _jpeg_complete(b: np.ndarray) -> bool:
+    """Whether the JPEG's markers lead to an end-of-image marker within the data.
+
+    Segments are walked by their lengths (their payloads may hold any bytes); inside entropy-coded
+    data the next marker is the first 0xFF not followed by a stuffed 0x00, a restart marker or fill,
+    found for the whole file at once. Bytes after the end-of-image marker (motion-photo videos,
+    maker notes) do not matter.
+    """
+    n = int(b.size)
+    ff = np.flatnonzero(b[:-1] == 0xFF)
+    code = b[ff + 1]
+    scan_markers = ff[(code != 0x00) & (code != 0xFF) & ((code < 0xD0) | (code > 0xD7))]
+    pos = 2
+    while pos + 1 < n:
+        if b[pos] != 0xFF:
+            return False  # not a marker where one must be: corrupt
+        marker = int(b[pos + 1])
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+        elif marker == 0xD9:
+            return True
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+        elif pos + 3 >= n:
+            return False
+        else:
+            end = pos + 2 + (int(b[pos + 2]) << 8 | int(b[pos + 3]))
+            if marker == 0xDA:  # start of scan: entropy-coded data runs to the next real marker
+                k = int(np.searchsorted(scan_markers, end))
+                if k == scan_markers.size:
+                    return False
+                end = int(scan_markers[k])
+            pos = end
+    return False
+
+
+def _png_complete(b: np.ndarray) -> bool:
+    """Whether the PNG's chunks lead to an IEND chunk within the data."""
+    pos, n = 8, int(b.size)
+    while pos + 8 <= n:
+        length = int.from_bytes(b[pos : pos + 4].tobytes(), "big")
+        if b[pos + 4 : pos + 8].tobytes() == b"IEND":
+            return True
+        pos += 12 + length  # length, type, data, CRC
+    return False
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Encode ``image`` (BGR uint8) by the file name's suffix and write it to ``path``; return the path.
+
+    Written through ``imencode`` and Python file I/O because ``cv2.imwrite`` crashes on file names
+    that are not valid UTF-8 (common on Linux filesystems); written to a temporary name first and
+    renamed, so a failed write never leaves a half image under the final name.
+    """
+    path = Path(os.fsdecode(path))
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        kinds = ", ".join(IMAGE_SUFFIXES)
+        raise ImageError(f"{path}: cannot write images with suffix {suffix or '(none)'!r}; use one of {kinds}")
+    ok, encoded = cv2.imencode(suffix, image)
+    if not ok:
+        raise ImageError(f"{path}: OpenCV could not encode a {image.shape} {image.dtype} image as {suffix}")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder; give an image file name")
+    try:
+        write_atomic(path, encoded.tobytes())
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write the image ({exc.strerror or exc})") from exc
+    return path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A crash or a full disk never leaves a partial file under the final name.
+    """
+    path = Path(os.fsdecode(path))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

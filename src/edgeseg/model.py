@@ -114,8 +114,10 @@ class Model:
     def _class_flags(self, classes: ClassSelector | None) -> np.ndarray | None:
         if classes is None:
             return None
-        if isinstance(classes, (int, str)):
+        if isinstance(classes, (int, str, np.integer)):
             classes = [classes]
+        if not isinstance(classes, Iterable):
+            raise ValueError(f"classes must be class names or indices (or a list of them), got {classes!r}")
         flags = np.zeros(self.spec.num_classes, dtype=np.uint8)
         for c in classes:
             if isinstance(c, str):
@@ -124,7 +126,7 @@ class Model:
                         f"unknown class name {c!r}; this model's classes are: {', '.join(self.spec.names)}"
                     )
                 flags[self.spec.names.index(c)] = 1
-            elif isinstance(c, (int, np.integer)) and 0 <= c < self.spec.num_classes:
+            elif isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < self.spec.num_classes:
                 flags[int(c)] = 1
             else:
                 raise ValueError(f"class {c!r} is not a class name or an index in [0, {self.spec.num_classes})")
@@ -191,21 +193,27 @@ class Model:
     def _warn_if_degenerate(self, outputs: list[np.ndarray]) -> None:
         from .health import inspect_outputs
 
-        report = inspect_outputs(self.spec, outputs, self._head.max_class_score(outputs, 0))
+        report = inspect_outputs(self.spec, outputs, None)  # the user's frame may hold nothing: scores prove nothing
         for problem in report.problems:
             log.warning("%s: %s. Run `edgeseg info %s --check` for details.", self.spec.path, problem, self.spec.path)
 
 
+MAX_COUNT = 2**31 - 1  # max_det and pre_nms_topk beyond this are typos: the core counts in int32-sized buffers
+
+
 def _check_settings(conf: float, iou: float, max_det: int, pre_nms_topk: int) -> None:
-    # Checked before any work: a typo should not cost an inference (the core checks again).
-    if not 0.0 <= conf <= 1.0:
-        raise ValueError(f"conf must be in [0, 1], got {conf!r}")
-    if not 0.0 <= iou <= 1.0:
-        raise ValueError(f"iou must be in [0, 1], got {iou!r}")
-    if max_det < 0:
-        raise ValueError(f"max_det must be >= 0, got {max_det!r}")
-    if pre_nms_topk < 1:
-        raise ValueError(f"pre_nms_topk must be >= 1, got {pre_nms_topk!r}")
+    # Checked before any work: a typo should not cost an inference (the core checks again). Strict
+    # types: bools are ints to Python and 1.5 would silently become 1, so both are refused.
+    for name, value in (("conf", conf), ("iou", iou)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    for name, value, low in (("max_det", max_det, 0), ("pre_nms_topk", pre_nms_topk, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+        if not low <= value <= MAX_COUNT:
+            raise ValueError(f"{name} must be in [{low}, {MAX_COUNT}], got {value!r}")
 
 
 def _looks_like_name(path: str | os.PathLike) -> bool:

@@ -108,6 +108,30 @@ def _literal(text: str | None) -> Any:
         return None
 
 
+MAX_INPUT_SIDE = 8192  # pixels: larger "sizes" in metadata are corrupt, and would allocate gigabytes
+MAX_STRIDE = 256
+
+
+def _meta_int(path: str, meta: dict[str, str], key: str, default: int, high: int) -> int:
+    """An integer metadata field in 1..high, or a ModelError naming the file, the key and the value."""
+    if key not in meta:
+        return default
+    value = _literal(meta[key])
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise ModelError(f"{path}: metadata {key}={meta[key]!r} is not an integer in 1..{high}")
+    return value
+
+
+def _size_pair(value: Any) -> tuple[int, int] | None:
+    """(height, width) from an int or a pair of ints within 1..MAX_INPUT_SIDE, else None."""
+    pair = (value, value) if isinstance(value, int) else value
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        return None
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= MAX_INPUT_SIDE for v in pair):
+        return None
+    return int(pair[0]), int(pair[1])
+
+
 def _names_from_metadata(meta: dict[str, str]) -> tuple[str, ...] | None:
     names = _literal(meta.get("names"))
     if isinstance(names, dict) and names and all(isinstance(k, int) for k in names):
@@ -162,22 +186,28 @@ def build_spec(
     else:
         raise _unsupported(path, rt, "cannot tell the input's channel axis (expected 3 channels)")
 
-    stride = int(_literal(meta.get("stride")) or 32)
+    stride = _meta_int(path, meta, "stride", default=32, high=MAX_STRIDE)
     dynamic_hw = h is None or w is None
-    meta_imgsz = _literal(meta.get("imgsz"))
-    if isinstance(meta_imgsz, int):
-        meta_imgsz = (meta_imgsz, meta_imgsz)
+    if not dynamic_hw and not (0 < h <= MAX_INPUT_SIDE and 0 < w <= MAX_INPUT_SIDE):
+        raise _unsupported(path, rt, f"the input size {h}x{w} is outside 1..{MAX_INPUT_SIDE} pixels a side")
     if imgsz is not None:
-        size = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
-        if len(size) != 2 or any(int(s) <= 0 or int(s) % stride for s in size):
-            raise ValueError(f"imgsz must be a positive multiple of the stride {stride} (or a pair), got {imgsz!r}")
-        if not dynamic_hw and (size[0], size[1]) != (h, w):
+        size = _size_pair(imgsz)
+        if size is None or any(s % stride for s in size):
+            raise ValueError(
+                f"imgsz must be a positive multiple of the stride {stride} up to {MAX_INPUT_SIDE} (or a pair), "
+                f"got {imgsz!r}"
+            )
+        if not dynamic_hw and size != (h, w):
             raise ValueError(f"this model has a fixed {h}x{w} input; imgsz={imgsz!r} needs a dynamic-size export")
-        size = (int(size[0]), int(size[1]))
     elif not dynamic_hw:
         size = (int(h), int(w))
-    elif isinstance(meta_imgsz, (list, tuple)) and len(meta_imgsz) == 2:
-        size = (int(meta_imgsz[0]), int(meta_imgsz[1]))
+    elif "imgsz" in meta:
+        size = _size_pair(_literal(meta["imgsz"]))
+        if size is None:
+            raise ModelError(
+                f"{path}: metadata imgsz={meta['imgsz']!r} is not a size (an int or [height, width], "
+                f"1..{MAX_INPUT_SIDE}); pass imgsz= to edgeseg.load"
+            )
     else:
         size = (640, 640)
 

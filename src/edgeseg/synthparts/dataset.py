@@ -6,9 +6,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ..io import write_atomic, write_image
 from ..masks import InstanceMasks
 from .parts import CLASSES
 from .scene import Scene, SceneConfig, render_scene
@@ -89,8 +89,7 @@ def write_dataset(
     for i in tqdm(range(int(count)), desc="synthparts", unit="img", disable=not progress):
         scene = render_scene(scene_seed(int(seed), i), config)
         name = f"{i:06d}.png"
-        if not cv2.imwrite(str(images_dir / name), scene.image):
-            raise OSError(f"could not write {images_dir / name}")
+        write_image(images_dir / name, scene.image)
         images.append({"id": i, "file_name": name, "width": config.width, "height": config.height})
         annotations.extend(coco_annotations(scene, i, len(annotations) + 1))
 
@@ -102,5 +101,5 @@ def write_dataset(
     }
     path = out / "annotations.json"
     coco = {"info": info, "images": images, "annotations": annotations, "categories": categories}
-    path.write_text(json.dumps(coco, separators=(",", ":")))
+    write_atomic(path, json.dumps(coco, separators=(",", ":")).encode())
     return path
