@@ -81,7 +81,7 @@ def test_truncated_jpeg(model: edgeseg.Model, image_path: Path, tmp_path: Path, 
     path = tmp_path / "truncated.jpg"
     path.write_bytes(data[: int(len(data) * fraction)])
     # OpenCV 4.x decodes a truncated JPEG partially (grey below the cut): edgeseg refuses it.
-    with pytest.raises(ImageError, match="truncated.jpg"):
+    with pytest.raises(ImageError, match=r"truncated\.jpg"):
         model(path)
 
 
