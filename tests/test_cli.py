@@ -97,6 +97,7 @@ def test_eval_reports_missing_images_and_unknown_categories(tmp_path: Path, caps
     assert dataset["images"][1]["file_name"] in capsys.readouterr().err
 
     dataset["images"] = dataset["images"][:1]
+    keep = {dataset["images"][0]["id"]}
     dataset["categories"] = [{"id": 1, "name": "person"}, {"id": 2, "name": "forklift"}]
     dataset["annotations"] = [a for a in dataset["annotations"] if a["category_id"] == 1 and a["image_id"] in keep]
     ann.write_text(json.dumps(dataset))

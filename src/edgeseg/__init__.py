@@ -8,11 +8,21 @@
 
 from __future__ import annotations
 
-from .errors import ImageError, ModelError
+from .errors import DatasetError, ImageError, ModelError
 from .masks import InstanceMasks
 from .model import Model, load
 from .result import Result
 from .spec import ModelSpec
 
 __version__ = "0.1.0"
-__all__ = ["ImageError", "InstanceMasks", "Model", "ModelError", "ModelSpec", "Result", "__version__", "load"]
+__all__ = [
+    "DatasetError",
+    "ImageError",
+    "InstanceMasks",
+    "Model",
+    "ModelError",
+    "ModelSpec",
+    "Result",
+    "__version__",
+    "load",
+]

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from .errors import ImageError, ModelError
-from .io import IMAGE_SUFFIXES, list_images, read_image
+from .errors import ImageError
+from .io import IMAGE_SUFFIXES, list_images, read_image, write_atomic, write_image
 from .model import Model, load
 from .train.config import TrainConfig
 from .zoo import DEFAULT_MODEL
@@ -84,17 +84,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         raise ImageError(f"{source}: no such image file or folder")
     out_dir: Path = args.out
-    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = ([] if args.no_images else [out_dir / p.name for p in paths]) + (
+        [out_dir / "predictions.json"] if args.save_json else []
+    )
+    _refuse_overwriting_sources(paths, outputs)
+    make_output_dir(out_dir)
     classes = _parse_classes(args.classes)
 
     from tqdm import tqdm
 
     coco: list[dict] = []
     counts: Counter = Counter()
+    failed: list[tuple[Path, str]] = []
     stages = {"preprocess": [], "inference": [], "postprocess": []}
     progress = tqdm(paths, unit="img", desc="predict", disable=len(paths) == 1 or args.quiet)
     for index, path in enumerate(progress):
-        image = read_image(path)
+        try:
+            image = read_image(path)
+        except ImageError as exc:
+            if args.strict:
+                raise
+            failed.append((path, str(exc)))  # one bad file never costs the rest of the batch
+            progress.write(f"edgeseg: skipped {exc}", file=sys.stderr)
+            continue
         result = model(
             image, conf=args.conf, iou=args.iou, max_det=args.max_det, classes=classes, agnostic=args.agnostic
         )
@@ -102,22 +114,57 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for stage, ms in result.timings.items():
             stages[stage].append(ms)
         if not args.no_images:
-            cv2.imwrite(str(out_dir / path.name), result.draw(image))
+            write_image(out_dir / path.name, result.draw(image))
         if args.save_json:
             coco.extend(result.to_coco(_image_id(path, index)))
         if len(paths) == 1 and not args.quiet:
-            print(f"{path.name}: {len(result)} instances {dict(result.counts())}")
+            print(f"{_shown(path.name)}: {len(result)} instances {dict(result.counts())}")
     if args.save_json:
-        (out_dir / "predictions.json").write_text(json.dumps(coco))
+        write_atomic(out_dir / "predictions.json", json.dumps(coco).encode())
+    done = len(paths) - len(failed)
     if not args.quiet:
         total = sum(counts.values())
-        print(f"{len(paths)} image(s), {total} instances: {dict(counts.most_common())}")
-        print("mean ms per image: " + ", ".join(f"{k} {np.mean(v):.1f}" for k, v in stages.items()))
+        print(f"{done} image(s), {total} instances: {dict(counts.most_common())}")
+        if stages["inference"]:
+            print("mean ms per image: " + ", ".join(f"{k} {np.mean(v):.1f}" for k, v in stages.items()))
         saved = [] if args.no_images else ["annotated images"]
         saved += ["predictions.json (COCO results)"] if args.save_json else []
         if saved:
-            print(f"saved {' and '.join(saved)} to {out_dir}")
+            print(f"saved {' and '.join(saved)} to {_shown(out_dir)}")
+    if failed:
+        names = ", ".join(_shown(p.name) for p, _ in failed[:10]) + (", ..." if len(failed) > 10 else "")
+        print(f"edgeseg: {len(failed)} of {len(paths)} image(s) could not be read and were skipped: {names}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
+
+
+def _shown(path: str | Path) -> str:
+    """A path for printing: undecodable bytes of the file name shown as escapes, never a crash."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def _refuse_overwriting_sources(sources: Sequence[Path], outputs: Sequence[Path]) -> None:
+    """Refuse, before any work, to write an output over one of the input images."""
+    source_ids = {(st.st_dev, st.st_ino) for st in (p.stat() for p in sources)}
+    for out in outputs:
+        try:
+            st = out.stat()
+        except OSError:
+            continue  # nothing there yet: nothing to overwrite
+        if (st.st_dev, st.st_ino) in source_ids:
+            raise ValueError(
+                f"{_shown(out)} is one of the input images: --out must not be the source folder "
+                "(annotated images keep the source file names); choose another --out folder"
+            )
+
+
+def make_output_dir(path: Path) -> Path:
+    """Create the output folder ``path``, or raise a ValueError saying why it cannot be one."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {_shown(path)} is an existing file, not a folder; give a folder name")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -134,6 +181,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         per_class=args.per_class,
         progress=not args.quiet,
         save_predictions=args.save_predictions,
+        strict=args.strict,
     )
     print(f"model {Path(report.model).name}: {report.images} images, {report.detections} detections "
           f"(conf {report.conf}, iou {report.iou}, max_det {report.max_det}; {report.evaluator})")  # fmt: skip
@@ -148,9 +196,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("\n| class | box AP50-95 | mask AP50-95 |\n|---|---|---|")
         for name, ap in report.per_class.items():
             print(f"| {name} | {ap.get('box', float('nan')):.4f} | {ap.get('mask', float('nan')):.4f} |")
+    if report.failed:
+        # The run is kept, but the numbers are not the dataset's: say so where scripts and people both look.
+        names = [f["file_name"] for f in report.failed]
+        more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+        print(
+            f"edgeseg: warning: {len(names)} of {report.images + len(names)} images skipped because they cannot be "
+            f"read; the mAP covers only the {report.images} evaluated image(s): {', '.join(names[:10])}{more}",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(report.to_dict()))
-    return 0
+    return 1 if report.failed else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -247,9 +304,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{'total':<22}{len(result):>6}{len(scene):>6}")
     print("ms: " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(args.out), np.hstack((scene.image, result.draw(scene.image)))):
-        raise ValueError(f"{args.out}: could not write the image (use a .png or .jpg name in a writable folder)")
-    print(f"saved {args.out} (left: the scene, right: what the model found)")
+    write_image(args.out, np.hstack((scene.image, result.draw(scene.image))))
+    print(f"saved {_shown(args.out)} (left: the scene, right: what the model found)")
     return 0
 
 
@@ -260,7 +316,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         args.out, args.count, seed=args.seed, config=SceneConfig(width=args.width, height=args.height),
         progress=not args.quiet,
     )  # fmt: skip
-    print(f"wrote {args.count} scenes to {args.out / 'images'} and their COCO annotations to {ann}")
+    print(f"wrote {args.count} scenes to {_shown(args.out / 'images')} and their COCO annotations to {_shown(ann)}")
     return 0
 
 
@@ -362,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write predictions.json: COCO results with RLE masks (image_id = file name when numeric, else index)",
     )
     p.add_argument("--no-images", action="store_true", help="do not write annotated images")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first image that cannot be read (default: skip it, list it at the end, exit code 1)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_predict)
 
@@ -371,7 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the model on every image of a COCO-format instance dataset and report box and mask "
         "mAP50-95 / mAP50 (pycocotools, or faster-coco-eval when installed) and the mean per-stage times. "
         "Models with the 80 COCO classes use COCO's 91-id scheme; other models are matched to the dataset's "
-        "categories by name.",
+        "categories by name. The annotations are checked before any inference: a malformed file is an error "
+        "naming the entry and field. An image that cannot be read is skipped and named, the mAP then covers "
+        "the images evaluated, and the exit code is 1 (--strict: stop at the first one, exit code 2).",
     )
     _add_model_options(p)
     p.add_argument("--images", type=Path, required=True, help="folder with the dataset's images")
@@ -382,10 +445,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", action="store_true", help="also print box and mask AP50-95 per class")
     p.add_argument("--save-predictions", type=Path, default=None, help="write the predictions (COCO results JSON)")
     p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with an error (exit code 2) at the first image that cannot be read, instead of skipping it",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object as the last line: box_map50_95, box_map50, mask_map50_95, mask_map50, images, "
-        "detections, model, conf, iou, max_det, preprocess_ms, inference_ms, postprocess_ms",
+        "detections, model, conf, iou, max_det, preprocess_ms, inference_ms, postprocess_ms, evaluator, per_class, "
+        "failed ([{file_name, error}] of the images skipped)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
@@ -536,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return args.func(args)
-    except (ModelError, ImageError, ValueError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, OSError, ImportError) as exc:  # ModelError, ImageError, ZooError are ValueErrors
         print(f"edgeseg: error: {exc}", file=sys.stderr)
         return 2
 

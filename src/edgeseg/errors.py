@@ -9,3 +9,7 @@ class ModelError(ValueError):
 
 class ImageError(ValueError):
     """An input image is missing, unreadable, or has an unsupported shape or dtype."""
+
+
+class DatasetError(ValueError):
+    """An annotations file (COCO instances JSON) is not valid JSON or breaks the COCO format."""
