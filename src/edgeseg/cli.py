@@ -376,7 +376,8 @@ def _mb(size: int | None) -> str:
 def cmd_fetch(args: argparse.Namespace) -> int:
     from . import zoo
 
-    path = zoo.fetch(args.name, progress=not args.quiet)
+    max_bytes = None if args.max_mb is None else int(args.max_mb * (1 << 20))
+    path = zoo.fetch(args.name, progress=not args.quiet, max_bytes=max_bytes, deadline=args.deadline)
     print(path)
     return 0
 
@@ -589,12 +590,22 @@ def build_parser() -> argparse.ArgumentParser:
         "fetch",
         help="download a named model (or a URL) into the cache and print its path",
         description="Download a model by name (see `edgeseg models`) or http(s) URL into the cache with a "
-        "progress bar: resumed after an interruption, verified against its sha256 (a mismatch deletes the "
-        "file), renamed into place only when complete. A cached file is verified and reused; a corrupt one is "
-        "downloaded again. Prints the cached path.",
+        "progress bar: resumed after an interruption (only when the server's ETag or Last-Modified shows the "
+        "file unchanged), verified against its sha256 (a mismatch deletes the file) or, without a pinned one, "
+        "checked to be a well-formed ONNX/TFLite model before its digest is recorded, renamed into place only "
+        "when complete. A cached file is verified and reused; a corrupt one is downloaded again. Prints the "
+        "cached path.",
     )
     p.add_argument("name", help="model name (edgeseg models) or http(s) URL")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--max-mb", type=float, default=None, metavar="MB",
+        help="refuse files larger than this many MiB (default $EDGESEG_MAX_DOWNLOAD_MB, else 2048)",
+    )  # fmt: skip
+    p.add_argument(
+        "--deadline", type=float, default=None, metavar="S",
+        help="give up after this many seconds, retries included (default $EDGESEG_DOWNLOAD_DEADLINE, else 1800)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_fetch)
     return parser
 

@@ -2,11 +2,36 @@
 
 ``edgeseg.load("yolov8n-seg")`` and ``edgeseg fetch NAME_OR_URL`` resolve through here. Files live
 under ``$EDGESEG_HOME`` (default ``~/.cache/edgeseg``): registry models in ``models/``, files
-fetched by URL in ``urls/<hash>/``. A download is written to ``<file>.part`` (resumed with an HTTP
-``Range`` request when a previous attempt was cut off), checked against its sha256 and only then
-renamed into place, so the cache never holds half a file under a final name. Entries without a
-pinned digest record the sha256 of their first download (or of the file first found in the cache)
-in ``digests.json`` and are verified against it afterwards.
+fetched by URL in ``urls/<hash>/``.
+
+What the cache guarantees (SECURITY.md says the same for users):
+
+* A download is written to ``<file>.part`` and renamed into place only after it is checked, so the cache
+  never holds half a file under a final name. A body shorter than its Content-Length (or Content-Range
+  total) is never installed; the ``.part`` is kept and resumed.
+* A resume sends ``Range`` with ``If-Range`` carrying the ETag (or Last-Modified) saved from the first
+  response in ``<file>.part.json``; a 200 answer, or a 206 whose ETag or total differs, starts over. Without
+  a saved validator nothing is resumed, so a file that changed upstream is never spliced onto an old prefix.
+* A pinned sha256 is checked exactly. Without one, the file must pass a format check (ONNX: a complete
+  ModelProto at the protobuf wire level, parsed with the ``onnx`` package when installed; TFLite: the
+  "TFL3" identifier, a FlatBuffer whose tables and buffers lie inside the file, and a whole ZIP where
+  metadata is appended) before its sha256 is recorded in ``digests.json``; it is verified against that
+  digest on every later load. HTML pages, ZIP/.pt files and text are refused, saying what arrived. When the
+  server sends no length (and no chunked framing) and no digest is pinned, the format check is the only
+  defence against truncation: it catches a cut inside the ONNX graph or the TFLite tables and buffers, not
+  one that falls exactly on a boundary and drops only trailing metadata (ONNX metadata_props after the
+  opset, a TFLite file's appended ZIP). Pin a sha256 for a guarantee.
+* Nothing is written through a symbolic link: ``.part`` files are opened with ``O_NOFOLLOW`` (a link found
+  there is removed and the download starts over), the final name and ``digests.json`` are replaced by
+  ``rename``, which replaces a link rather than its target. Reading a cached file through a link (a cache
+  pointing into a shared model store) is allowed; it is verified like any other file.
+* A read-only cache works: files with a pinned or recorded digest are verified without writing; a file with
+  neither is format-checked and loaded with a warning that its digest could not be recorded.
+* Downloads are capped (``max_bytes`` / ``$EDGESEG_MAX_DOWNLOAD_MB``, default 2048 MiB: refused up front when
+  the announced length is larger, stopped when more bytes arrive) and bounded in time (``deadline`` /
+  ``$EDGESEG_DOWNLOAD_DEADLINE`` seconds for the whole fetch, retries included, default 1800).
+* Cache I/O failures (permissions, a read-only file system, a corrupt ``digests.json``) raise ``ZooError``
+  naming the path.
 
 Ultralytics publishes its YOLO-seg weights only as PyTorch ``.pt`` files (github.com/ultralytics/assets
 releases); edgeseg cannot run those, and no official ONNX files exist. Their entries therefore say how
@@ -15,17 +40,25 @@ to export the ONNX file once and where to put it; ``fetch`` of such an entry fai
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import http.client
 import importlib.resources
 import json
 import logging
+import math
+import mmap
 import os
 import re
+import stat
+import struct
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.error import HTTPError, URLError
 from urllib.parse import unquote, urlparse
 from urllib.request import Request, urlopen
@@ -36,6 +69,13 @@ log = logging.getLogger("edgeseg")
 
 CHUNK = 1 << 16
 DIGESTS_FILE = "digests.json"
+MAX_BYTES_ENV = "EDGESEG_MAX_DOWNLOAD_MB"
+DEADLINE_ENV = "EDGESEG_DOWNLOAD_DEADLINE"
+DEFAULT_MAX_MB = 2048  # ONNX protobufs cannot exceed 2 GiB; a larger "model" is an error or an attack
+DEFAULT_DEADLINE_S = 1800.0
+#: The file formats edgeseg runs, and the suffix their file names must have.
+SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite"}
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows, which has no user-made symlinks by default
 
 
 class ZooError(ModelError):
@@ -115,10 +155,48 @@ REGISTRY: dict[str, ZooEntry] = {
 }
 
 
+def _filename_problem(filename: object) -> str | None:
+    """Why ``filename`` is not a plain file name to create in a cache folder, or ``None``."""
+    if not isinstance(filename, str) or not filename:
+        return "the file name is empty"
+    if filename in (".", ".."):
+        return f"the file name {filename!r} names a folder"
+    if any(c in filename for c in ("/", "\\", "\0", os.sep, os.altsep or "/")):
+        return f"the file name {filename!r} is not a plain file name (it holds a path separator or NUL)"
+    if filename.startswith("."):
+        return f"the file name {filename!r} is hidden (starts with a dot)"
+    if len(filename.encode("utf-8", "surrogatepass")) > 200:  # room for ".part.json" within NAME_MAX
+        return "the file name is longer than 200 bytes"
+    return None
+
+
 def register(entry: ZooEntry) -> None:
-    """Add (or replace) a named model, e.g. one hosted on your own server with its sha256."""
-    if not entry.name or "/" in entry.name or "/" in entry.filename or not entry.filename:
-        raise ValueError(f"invalid zoo entry name/filename: {entry.name!r}, {entry.filename!r}")
+    """Add (or replace) a named model, e.g. one hosted on your own server with its sha256.
+
+    Raises:
+        ZooError: (a ``ValueError``) the name is empty or holds a path separator; the file name is not a plain
+            file name ending in the format's suffix (``.onnx``, ``.tflite``); the format is not one edgeseg runs;
+            the URL is not http(s); the sha256 is not 64 hex digits; or the size is negative.
+    """
+    problems = []
+    if not isinstance(entry.name, str) or not entry.name.strip() or any(c in entry.name for c in "/\\\0"):
+        problems.append("the name must be non-empty and hold no '/', '\\' or NUL")
+    name_problem = _filename_problem(entry.filename)
+    if name_problem:
+        problems.append(name_problem)
+    suffix = SUFFIXES.get(entry.format)
+    if suffix is None:
+        problems.append(f"the format {entry.format!r} is not one of {', '.join(SUFFIXES)}")
+    elif name_problem is None and not entry.filename.lower().endswith(suffix):
+        problems.append(f"the file name of a {entry.format} model must end with {suffix}")
+    if entry.url is not None and not is_url(entry.url):
+        problems.append(f"the url {entry.url!r} is not http(s)")
+    if entry.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", str(entry.sha256)):
+        problems.append(f"the sha256 {entry.sha256!r} is not 64 hex digits")
+    if entry.size is not None and (not isinstance(entry.size, int) or entry.size < 0):
+        problems.append(f"the size {entry.size!r} is not a byte count")
+    if problems:
+        raise ZooError(f"invalid zoo entry {entry.name!r} (filename {entry.filename!r}): {'; '.join(problems)}")
     REGISTRY[entry.name] = entry
 
 
@@ -160,6 +238,9 @@ def get(name_or_url: str) -> ZooEntry:
 
 
 def _relpath(entry: ZooEntry) -> str:
+    problem = _filename_problem(entry.filename)
+    if problem:  # REGISTRY edited by hand: never let a name step outside the cache
+        raise ZooError(f"{entry.name}: {problem}")
     if entry.url is not None and entry.name == entry.url:
         return f"urls/{hashlib.sha256(entry.url.encode()).hexdigest()[:16]}/{entry.filename}"
     return f"models/{entry.filename}"
@@ -170,24 +251,111 @@ def cache_path(name_or_url: str) -> Path:
     return home() / _relpath(get(name_or_url))
 
 
+# --- Cache I/O: every OSError becomes a ZooError that names the path --------------------------------------
+
+
+def _cache_error(path: Path, action: str, exc: OSError) -> ZooError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = (
+            f"the model cache {home()} is read-only or not writable by this user: set EDGESEG_HOME to a writable "
+            "folder, or pass the model file's path"
+        )
+    elif exc.errno == errno.ENOSPC:
+        hint = "the disk is full"
+    else:
+        hint = f"check the model cache {home()}"
+    return ZooError(f"{path}: cannot {action} ({reason}); {hint}")
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file (through links); ``ZooError`` when it cannot be looked at."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise _cache_error(path, "read", exc) from None
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a link (never a link's target) if present."""
+    if not os.path.lexists(path):  # unlink on a read-only mount fails with EROFS even for a missing file
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise _cache_error(path, "remove", exc) from None
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cache_error(Path(exc.filename or path), "create the folder", exc) from None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: write a fresh temporary file (``O_EXCL``: no link followed), then rename.
+
+    Raises ``OSError``: callers decide whether a cache that cannot be written is an error.
+    """
+    try:
+        mode = os.lstat(path).st_mode & 0o777
+    except OSError:
+        mode = 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; keep the record readable like before
+                os.fchmod(f.fileno(), mode)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # rename replaces a link at `path`, never writes through it
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# --- Digests ------------------------------------------------------------------------------------------------
+
+
 def _read_digests() -> dict[str, Any]:
     path = home() / DIGESTS_FILE
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
         raise ZooError(f"{path}: unreadable digest record ({exc}); delete it to record digests afresh") from exc
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        raise ZooError(f"{path}: corrupt digest record (not a JSON object); delete it to record digests afresh")
+    return data
 
 
 def _record_digest(entry: ZooEntry, sha256: str) -> None:
+    """Record the digest of the entry's file. Raises ``OSError`` when ``digests.json`` cannot be written."""
     digests = _read_digests()
     digests[_relpath(entry)] = {"sha256": sha256, "source": entry.url or entry.source}
-    path = home() / DIGESTS_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(digests, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    _write_atomic(home() / DIGESTS_FILE, json.dumps(digests, indent=1, sort_keys=True))
+
+
+def _try_record_digest(entry: ZooEntry, sha256: str, path: Path, when: str) -> None:
+    """Record a first-seen digest; on a read-only cache say what that costs and carry on."""
+    try:
+        _record_digest(entry, sha256)
+    except OSError as exc:
+        log.warning(
+            "%s: cannot record its sha256 in %s (%s; a read-only cache?): it is a well-formed %s file, but changes "
+            "to it cannot be detected until its digest is recorded there or pinned with register()",
+            path, home() / DIGESTS_FILE, exc.strerror or exc, entry.format.upper(),
+        )  # fmt: skip
+    else:
+        log.info("%s: recorded sha256 %s %s; the file is verified against it from now on", path, sha256, when)
 
 
 def expected_digest(name_or_url: str) -> tuple[str | None, str]:
@@ -195,10 +363,16 @@ def expected_digest(name_or_url: str) -> tuple[str | None, str]:
     entry = get(name_or_url)
     if entry.sha256:
         return entry.sha256.lower(), "pinned"
-    rec = _read_digests().get(_relpath(entry))
-    if isinstance(rec, dict) and isinstance(rec.get("sha256"), str):
-        return rec["sha256"], "recorded"
-    return None, "none"
+    key = _relpath(entry)
+    rec = _read_digests().get(key)
+    if rec is None:
+        return None, "none"
+    sha = rec.get("sha256") if isinstance(rec, dict) else None
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        raise ZooError(
+            f"{home() / DIGESTS_FILE}: the record of {key} is malformed ({rec!r}); fix it or remove that line"
+        )
+    return sha.lower(), "recorded"
 
 
 def sha256_file(path: Path) -> str:
@@ -208,6 +382,227 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# --- Format checks: what a file without a pinned digest must look like before its digest is recorded ---------
+
+#: ModelProto fields (onnx.proto) and the protobuf wire type each must have.
+_ONNX_FIELDS = {
+    1: ("ir_version", 0), 2: ("producer_name", 2), 3: ("producer_version", 2), 4: ("domain", 2),
+    5: ("model_version", 0), 6: ("doc_string", 2), 7: ("graph", 2), 8: ("opset_import", 2),
+    14: ("metadata_props", 2), 20: ("training_info", 2), 25: ("functions", 2),
+}  # fmt: skip
+
+
+class _MalformedError(Exception):
+    """What is wrong with a model file's structure."""
+
+
+def _sniff(head: bytes, fmt: str) -> str | None:
+    """What the first bytes of a file are, when they are recognisably not a ``fmt`` model."""
+    if not head:
+        return "an empty file"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html")) or (
+        text.startswith(b"<") and any(tag in text for tag in (b"<html", b"<head", b"<body", b"<title"))
+    ):
+        return "an HTML page (a captive portal or login page?)"
+    if text.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the file it points to"
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP archive (a PyTorch .pt checkpoint? edgeseg runs ONNX and TFLite files)"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip-compressed data"
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file (a Keras model?)"
+    if fmt != "tflite" and head[4:8] == b"TFL3":
+        return "a TFLite model"
+    if fmt != "onnx" and head[:1] == b"\x08" and head[2:3] in (b"\x12", b"\x1a", b"\x22", b"\x28", b"\x32", b"\x3a"):
+        return "an ONNX model"  # field 1 (ir_version) then field 2..7: how exporters start a ModelProto
+    try:
+        sample = head[:512].decode("utf-8")
+    except UnicodeDecodeError as exc:  # binary, or a character cut at byte 512
+        sample = head[: exc.start].decode("utf-8") if exc.start >= min(len(head), 512) - 3 else ""
+    if sample and sample.replace("\n", "").replace("\r", "").replace("\t", "").isprintable():
+        snippet = " ".join(sample.split())[:80]
+        return f"text starting {snippet!r} (an error message from the server?)"
+    return None
+
+
+def _read_varint(f: BinaryIO, size: int) -> int:
+    value = shift = 0
+    for _ in range(10):
+        byte = f.read(1)
+        if not byte:
+            raise _MalformedError(f"the file ends at byte {size} inside a field: a truncated download?")
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return value
+        shift += 7
+    raise _MalformedError(f"an overlong varint ends at byte {f.tell()}")
+
+
+def _onnx_wire_problem(path: Path) -> str | None:
+    """Walk the top-level protobuf fields of a ModelProto without parsing them.
+
+    Every field must be well formed and end inside the file, and ir_version, graph and (for IR 3 and later)
+    opset_import must be there: a cut anywhere inside the graph or before the opset shows up here.
+    """
+    size = path.stat().st_size
+    seen: set[int] = set()
+    ir_version = 0
+    try:
+        with open(path, "rb") as f:
+            while f.tell() < size:
+                start = f.tell()
+                key = _read_varint(f, size)
+                number, wire = key >> 3, key & 7
+                name, want = _ONNX_FIELDS.get(number, (f"field {number}", None))
+                if number == 0 or wire not in (0, 1, 2, 5):
+                    raise _MalformedError(f"byte {start} starts no protobuf field (field {number}, wire type {wire})")
+                if want is not None and wire != want:
+                    raise _MalformedError(f"{name} at byte {start} has protobuf wire type {wire}, not {want}")
+                if wire == 0:
+                    value = _read_varint(f, size)
+                    ir_version = value if number == 1 else ir_version
+                else:
+                    length = _read_varint(f, size) if wire == 2 else (8 if wire == 1 else 4)
+                    end = f.tell() + length
+                    if end > size:
+                        raise _MalformedError(
+                            f"the file ends at byte {size} inside {name}, which needs {end} bytes: "
+                            "a truncated download?"
+                        )
+                    f.seek(end)
+                seen.add(number)
+    except _MalformedError as exc:
+        return str(exc)
+    if 1 not in seen or not 0 < ir_version < 1000:
+        return "no plausible ir_version field"
+    if 7 not in seen:
+        return "no graph field (a truncated download?)"
+    if ir_version >= 3 and 8 not in seen:
+        return "no opset_import after the graph: a truncated download?"
+    return None
+
+
+def _onnx_problem(path: Path, thorough: bool) -> str | None:
+    problem = _onnx_wire_problem(path)
+    if problem or not thorough:
+        return problem
+    try:
+        import onnx  # optional: a full parse where it is installed
+    except ImportError:
+        return None
+    try:
+        onnx.load_model(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError and friends: anything that stops the parse
+        return f"it does not parse as an ONNX ModelProto ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _tflite_walk(buf: mmap.mmap, size: int) -> None:
+    """Follow a TFLite FlatBuffer's root table to its subgraphs and buffers, checking that each lies in the file.
+
+    Model fields (schema.fbs): 2 subgraphs, 4 buffers; Buffer fields: 0 data, 1 offset, 2 size (data stored
+    after the FlatBuffer in models over 2 GB).
+    """
+
+    def read(fmt: str, pos: int) -> int:
+        if pos < 0 or pos + struct.calcsize(fmt) > size:
+            raise _MalformedError(f"an offset points at byte {pos}, past the end of the file ({size} bytes)")
+        return struct.unpack_from(fmt, buf, pos)[0]
+
+    def table(pos: int) -> tuple[int, int, int]:
+        vtable = pos - read("<i", pos)
+        vsize = read("<H", vtable)
+        if vsize < 4 or vsize % 2 or vtable + vsize > size:
+            raise _MalformedError(f"the table at byte {pos} has a broken vtable")
+        if pos + read("<H", vtable + 2) > size:
+            raise _MalformedError(f"the table at byte {pos} ends past the end of the file ({size} bytes)")
+        return pos, vtable, vsize
+
+    def field(t: tuple[int, int, int], index: int) -> int | None:
+        pos, vtable, vsize = t
+        slot = 4 + 2 * index
+        offset = read("<H", vtable + slot) if slot + 2 <= vsize else 0
+        return pos + offset if offset else None
+
+    def vector(pos: int, item: int, what: str) -> tuple[int, int]:
+        start = pos + read("<I", pos)
+        count = read("<I", start)
+        if start + 4 + count * item > size:
+            raise _MalformedError(
+                f"{what} ends at byte {start + 4 + count * item}, past the end of the file ({size} bytes)"
+            )
+        return start + 4, count
+
+    def tables(pos: int | None, what: str) -> list[tuple[int, int, int]]:
+        if pos is None:
+            return []
+        start, count = vector(pos, 4, what)
+        return [table(start + 4 * i + read("<I", start + 4 * i)) for i in range(count)]
+
+    root = table(read("<I", 0))
+    subgraphs = tables(field(root, 2), "the subgraph list")
+    if not subgraphs:
+        raise _MalformedError("the model has no subgraphs")
+    for subgraph in subgraphs:  # SubGraph fields: 0 tensors, 3 operators
+        tables(field(subgraph, 0), "a tensor list")
+        tables(field(subgraph, 3), "an operator list")
+    for index in (1, 6, 7):  # operator_codes, metadata, signature_defs
+        tables(field(root, index), "a model table list")
+    for i, b in enumerate(tables(field(root, 4), "the buffer list")):
+        data = field(b, 0)
+        if data is not None:
+            vector(data, 1, f"buffer {i}")
+        offset, length = field(b, 1), field(b, 2)
+        if offset is not None and length is not None and read("<Q", offset) > 1:
+            end = read("<Q", offset) + read("<Q", length)
+            if end > size:
+                raise _MalformedError(f"buffer {i} ends at byte {end}, past the end of the file ({size} bytes)")
+
+
+def _tflite_problem(path: Path) -> str | None:
+    size = path.stat().st_size
+    if size < 8:
+        return f"only {size} bytes: a truncated download?"
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        if buf[4:8] != b"TFL3":
+            return f"no 'TFL3' FlatBuffer identifier at bytes 4..8 (got {bytes(buf[4:8])!r})"
+        try:
+            _tflite_walk(buf, size)
+        except _MalformedError as exc:
+            return f"a truncated or damaged FlatBuffer: {exc}"
+        # Exporters such as Ultralytics append a small ZIP of metadata after the FlatBuffer: it must be whole.
+        tail = buf[max(0, size - (1 << 16)) :]
+        local, end = tail.rfind(b"PK\x03\x04"), tail.rfind(b"PK\x05\x06")
+        if local >= 0 and (end < local or end + 22 + int.from_bytes(tail[end + 20 : end + 22], "little") != len(tail)):
+            return "the metadata appended after the FlatBuffer is cut short (its ZIP has no end): a truncated download?"
+    return None
+
+
+def _format_problem(path: Path, fmt: str, thorough: bool = True) -> str | None:
+    """Why the file at ``path`` is not a well-formed ``fmt`` model (starting "not an ONNX model: ..."), or ``None``.
+
+    ``thorough=False`` skips the full ONNX parse (for error messages about files refused anyway).
+    """
+    if fmt not in SUFFIXES:
+        return None
+    what = "an ONNX model" if fmt == "onnx" else "a TFLite model"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        other = _sniff(head, fmt)
+        if other:
+            return f"not {what}: got {other}"
+        detail = _onnx_problem(path, thorough) if fmt == "onnx" else _tflite_problem(path)
+    except OSError as exc:
+        raise _cache_error(path, "read", exc) from None
+    return f"not {what}: {detail}" if detail else None
+
+
+# --- The cache ----------------------------------------------------------------------------------------------
 
 
 def _bring_it_message(entry: ZooEntry, dest: Path) -> str:
@@ -221,28 +616,46 @@ def _bring_it_message(entry: ZooEntry, dest: Path) -> str:
     )
 
 
+class _BadCachedFileError(ZooError):
+    """The cached file itself is wrong (digest mismatch, not a model): ``fetch`` may replace it."""
+
+
+def _replace_advice(entry: ZooEntry, dest: Path) -> str:
+    if entry.url:
+        return f"run `edgeseg fetch {entry.name}` to delete it and download it again"
+    return f"delete it; to bring a good copy, {_bring_it_message(entry, dest)}"
+
+
 def verify_cached(name_or_url: str) -> Path | None:
     """The cached file, checked against its pinned or recorded sha256; ``None`` if not cached.
 
-    A file with no digest yet (an entry without a pinned one, placed in the cache by hand) has its
-    digest recorded now. Raises ``ZooError`` when the file does not match its digest.
+    Nothing is written when the digest is pinned or already recorded, so a read-only cache works. A file with
+    no digest yet (an entry without a pinned one, placed in the cache by hand) must pass the format check, and
+    then has its digest recorded; where the cache is read-only it is used anyway, with a warning that later
+    changes to it cannot be detected.
+
+    Raises:
+        ZooError: the file does not match its digest or is not a model file of the entry's format, the digest
+            record is corrupt, or the cache cannot be read (each naming the path).
     """
     entry = get(name_or_url)
     dest = home() / _relpath(entry)
-    if not dest.is_file():
+    if not _is_file(dest):
         return None
     expected, kind = expected_digest(name_or_url)
-    actual = sha256_file(dest)
+    try:
+        actual = sha256_file(dest)
+    except OSError as exc:
+        raise _cache_error(dest, "read", exc) from None
     if expected is None:
-        _record_digest(entry, actual)
-        log.info("%s: recorded sha256 %s; the file is verified against it from now on", dest, actual)
+        problem = _format_problem(dest, entry.format)
+        if problem:
+            raise _BadCachedFileError(f"{dest}: {problem}; {_replace_advice(entry, dest)}")
+        _try_record_digest(entry, actual, dest, "when first found in the cache")
     elif actual != expected:
-        if entry.url:
-            fix = f"run `edgeseg fetch {entry.name}` to delete it and download it again"
-        else:
-            fix = f"delete it; to bring a good copy, {_bring_it_message(entry, dest)}"
-        raise ZooError(
-            f"{dest}: corrupt or modified cached file: sha256 {actual} does not match the {kind} {expected}; {fix}"
+        raise _BadCachedFileError(
+            f"{dest}: corrupt or modified cached file: sha256 {actual} does not match the {kind} {expected}; "
+            + _replace_advice(entry, dest)
             + (
                 f" (if you replaced it on purpose, remove its line from {home() / DIGESTS_FILE})"
                 if kind == "recorded"
@@ -252,16 +665,86 @@ def verify_cached(name_or_url: str) -> Path | None:
     return dest
 
 
-def fetch(name_or_url: str, progress: bool = True, *, retries: int = 3, timeout: float = 30.0) -> Path:
+# --- Downloads ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The size cap and the deadline of one fetch (all its attempts together)."""
+
+    max_bytes: int
+    deadline: float
+    stop: float  # time.monotonic() at the deadline
+
+    def left(self) -> float:
+        return self.stop - time.monotonic()
+
+    def timeout(self, timeout: float) -> float:
+        """A socket timeout that also ends at the deadline."""
+        return max(min(timeout, self.left()), 0.001)
+
+    def cap(self) -> str:
+        return f"{self.max_bytes >> 20} MiB" if self.max_bytes % (1 << 20) == 0 else f"{self.max_bytes} bytes"
+
+
+def _env_number(name: str, default: float, unit: str) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ZooError(f"{name}={text!r}: expected a positive number of {unit}")
+    return value
+
+
+def _budget(max_bytes: int | None, deadline: float | None) -> _Budget:
+    if max_bytes is None:
+        max_bytes = int(_env_number(MAX_BYTES_ENV, DEFAULT_MAX_MB, "MiB") * (1 << 20))
+    if deadline is None:
+        deadline = _env_number(DEADLINE_ENV, DEFAULT_DEADLINE_S, "seconds")
+    if not max_bytes > 0:
+        raise ZooError(f"max_bytes={max_bytes!r}: expected a positive number of bytes")
+    if not (math.isfinite(deadline) and deadline > 0):
+        raise ZooError(f"deadline={deadline!r}: expected a positive number of seconds")
+    return _Budget(int(max_bytes), float(deadline), time.monotonic() + deadline)
+
+
+def _deadline_error(entry: ZooEntry, budget: _Budget) -> ZooError:
+    return ZooError(
+        f"{entry.url}: the download did not finish within the deadline of {budget.deadline:g} s (set with "
+        f"deadline= or {DEADLINE_ENV}); what arrived is kept and `edgeseg fetch {entry.name}` resumes it"
+    )
+
+
+def fetch(
+    name_or_url: str,
+    progress: bool = True,
+    *,
+    retries: int = 3,
+    timeout: float = 30.0,
+    max_bytes: int | None = None,
+    deadline: float | None = None,
+) -> Path:
     """Download a named model (or any http(s) URL) into the cache, verified; return its path.
 
     A cached file that matches its digest is returned at once. A cached file that does not is
-    deleted and downloaded again. Downloads resume from a leftover ``.part`` file; an interrupted
-    transfer is resumed up to ``retries`` times.
+    deleted and downloaded again. Downloads resume from a leftover ``.part`` file (only where the
+    server's ETag or Last-Modified proves the file unchanged); an interrupted transfer is resumed up to
+    ``retries`` times. ``timeout`` bounds each network wait.
+
+    Args:
+        max_bytes: the largest file accepted; default ``$EDGESEG_MAX_DOWNLOAD_MB`` MiB, else 2048 MiB.
+        deadline: seconds the whole fetch may take, retries included; default ``$EDGESEG_DOWNLOAD_DEADLINE``,
+            else 1800. What arrived by then is kept for the next fetch to resume.
 
     Raises:
         ZooError: unknown name, no download for this entry (with the export instruction), network
-            unreachable (with how to bring the file by hand), or a digest mismatch (file deleted).
+            unreachable (with how to bring the file by hand), a digest mismatch or a file that is not a
+            model of the entry's format (file deleted), a file over the size cap, the deadline passed, or
+            a cache that cannot be written.
     """
     entry = get(name_or_url)
     if entry.bundled:
@@ -269,25 +752,35 @@ def fetch(name_or_url: str, progress: bool = True, *, retries: int = 3, timeout:
     dest = home() / _relpath(entry)
     try:
         cached = verify_cached(name_or_url)
-    except ZooError as exc:
+    except _BadCachedFileError as exc:  # only the file is wrong: a corrupt digest record must not cost a good file
         if entry.url is None:
             raise
         log.warning("%s; deleting it and downloading again", exc)
-        dest.unlink()
+        _remove(dest)
         cached = None
     if cached is not None:
         return cached
     if entry.url is None:
         what = f"no official {entry.format.upper()} download exists"
         raise ZooError(f"{entry.name}: not in the cache and {what}; " + _bring_it_message(entry, dest))
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    budget = _budget(max_bytes, deadline)  # from here on: the cache check does not count against the deadline
+    if entry.size is not None and entry.size > budget.max_bytes:
+        raise ZooError(
+            f"{entry.name}: the file is {entry.size} bytes, more than the download cap of {budget.cap()} "
+            f"(raise it with max_bytes= or {MAX_BYTES_ENV})"
+        )
+    if os.path.lexists(dest) and not os.path.islink(dest) and not _is_file(dest):
+        raise ZooError(f"{dest}: exists and is not a file; remove it")
+    _mkdir(dest.parent)
     if progress:
         print(f"edgeseg: downloading {entry.url} to {dest}", file=sys.stderr)
     for attempt in range(retries + 1):
         try:
-            _download(entry, dest, progress=progress, timeout=timeout)
+            _download(entry, dest, progress=progress, timeout=timeout, budget=budget)
             break
         except _InterruptedError as exc:
+            if budget.left() <= 0:
+                raise _deadline_error(entry, budget) from None
             if attempt == retries:
                 raise ZooError(f"{exc}; run `edgeseg fetch {entry.name}` again to resume") from None
             log.warning("%s; resuming (attempt %d of %d)", exc, attempt + 2, retries + 1)
@@ -323,89 +816,265 @@ class _InterruptedError(Exception):
     """The transfer stopped part-way; the ``.part`` file holds what arrived."""
 
 
-def _download(entry: ZooEntry, dest: Path, progress: bool, timeout: float) -> None:
-    assert entry.url is not None
+class _StartOverError(Exception):
+    """The ``.part`` file cannot be continued (resume refused, or the file changed upstream)."""
+
+
+def _download(entry: ZooEntry, dest: Path, progress: bool, timeout: float, budget: _Budget) -> None:
     part = dest.with_name(dest.name + ".part")
-    offset = part.stat().st_size if part.is_file() else 0
+    meta = dest.with_name(dest.name + ".part.json")  # validators of the response the .part came from
+    try:
+        _transfer(entry, dest, part, meta, progress, timeout, budget, resume=True)
+    except _StartOverError as exc:
+        log.warning("%s; starting over", exc)
+        _remove(part)
+        _remove(meta)
+        _transfer(entry, dest, part, meta, progress, timeout, budget, resume=False)
+
+
+def _resume_state(entry: ZooEntry, part: Path, meta: Path) -> tuple[int, dict[str, Any]]:
+    """How many bytes of ``part`` may be resumed and the saved validators; 0 after clearing what may not."""
+    try:
+        st = os.lstat(part)
+    except FileNotFoundError:
+        _remove(meta)
+        return 0, {}
+    except OSError as exc:
+        raise _cache_error(part, "read", exc) from None
+    if not stat.S_ISREG(st.st_mode):
+        log.warning("%s is not a regular file (a symbolic link?): removing it, never writing through it", part)
+        _remove(part)
+        _remove(meta)
+        return 0, {}
+    saved: dict[str, Any] = {}
+    try:
+        if stat.S_ISREG(os.lstat(meta).st_mode):
+            loaded = json.loads(meta.read_text(encoding="utf-8"))
+            saved = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
+        pass
+    if not st.st_size or saved.get("url") != entry.url or not _if_range(saved):
+        if st.st_size:
+            log.warning("%s: no ETag or Last-Modified was saved with it, so it cannot be resumed safely", part)
+        _remove(part)
+        _remove(meta)
+        return 0, {}
+    return st.st_size, saved
+
+
+def _if_range(validators: dict[str, Any]) -> str | None:
+    """The If-Range value: a strong ETag, else Last-Modified (weak ETags may not be used with If-Range)."""
+    etag, modified = validators.get("etag"), validators.get("last_modified")
+    if isinstance(etag, str) and etag and not etag.startswith("W/"):
+        return etag
+    return modified if isinstance(modified, str) and modified else None
+
+
+def _open_part(part: Path, append: bool) -> BinaryIO:
+    """Open ``part`` for writing without following a link: created afresh (``O_EXCL``) or appended to."""
+    flags = os.O_WRONLY | _NOFOLLOW | getattr(os, "O_BINARY", 0)
+    flags |= os.O_APPEND if append else os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(part, flags, 0o644)
+    except OSError as exc:
+        raise _cache_error(part, "write", exc) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ZooError(f"{part}: not a regular file; remove it")
+    return os.fdopen(fd, "ab" if append else "wb")
+
+
+def _hash_part(part: Path, offset: int, digest: Any) -> None:
+    """Feed the ``offset`` bytes already in ``part`` to ``digest`` (read without following a link)."""
+    try:
+        fd = os.open(part, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _StartOverError(f"{part}: cannot be read back ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        seen = 0
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            seen += len(chunk)
+    if seen != offset:
+        raise _StartOverError(f"{part}: changed while it was being resumed")
+
+
+def _set_read_timeout(resp: Any, seconds: float) -> None:
+    """Make the next socket read give up at the deadline (best effort: http.client keeps the socket private)."""
+    sock = getattr(getattr(resp.fp, "raw", None), "_sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.settimeout(seconds)
+
+
+def _transfer(
+    entry: ZooEntry, dest: Path, part: Path, meta: Path, progress: bool, timeout: float, budget: _Budget, resume: bool
+) -> None:
+    url = entry.url
+    assert url is not None
+    offset, saved = _resume_state(entry, part, meta) if resume else (0, {})
     headers = {"User-Agent": "edgeseg", "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        headers["If-Range"] = _if_range(saved) or ""  # the server sends the whole file if it changed
+    if budget.left() <= 0:
+        raise _deadline_error(entry, budget)
     try:
-        resp = urlopen(Request(entry.url, headers=headers), timeout=timeout)
+        resp = urlopen(Request(url, headers=headers), timeout=budget.timeout(timeout))
     except HTTPError as exc:
-        if exc.code == 416 and offset:  # the .part is no prefix of this file (or is all of it): start over
-            log.warning("%s: server refused to resume at byte %d; starting over", entry.url, offset)
-            part.unlink()
-            return _download(entry, dest, progress, timeout)
-        raise ZooError(f"{entry.url}: HTTP {exc.code} {exc.reason}") from None
+        exc.close()
+        if exc.code == 416 and offset:  # the .part is no prefix of this file (or is all of it)
+            raise _StartOverError(f"{url}: server refused to resume at byte {offset}") from None
+        raise ZooError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (URLError, OSError, http.client.HTTPException) as exc:
+        if budget.left() <= 0:
+            raise _deadline_error(entry, budget) from None
         reason = getattr(exc, "reason", exc)
         raise ZooError(
-            f"cannot download {entry.name} from {entry.url}: {reason}. If this machine is offline, "
+            f"cannot download {entry.name} from {url}: {reason}. If this machine is offline, "
             + _bring_it_message(entry, dest)
         ) from None
     with resp:
         length = resp.headers.get("Content-Length")
-        remaining = int(length) if length is not None and length.isdigit() else None
-        if offset and resp.status == 206 and _range_start(resp.headers.get("Content-Range")) == offset:
-            mode = "ab"
+        remaining = int(length) if length is not None and length.strip().isdigit() else None
+        chunked = bool(getattr(resp, "chunked", False))  # chunked framing shows a cut even without a length
+        etag, modified = resp.headers.get("ETag"), resp.headers.get("Last-Modified")
+        if offset and resp.status == 206:
+            start, total = _content_range(resp.headers.get("Content-Range"))
+            if start != offset:
+                raise _StartOverError(f"{url}: the server resumed at byte {start}, not {offset}")
+            if saved.get("etag") and etag and etag != saved["etag"]:  # a server that ignores If-Range
+                raise _StartOverError(f"{url}: the file changed upstream (ETag {saved['etag']} is now {etag})")
+            if saved.get("total") is not None and total is not None and total != saved["total"]:
+                raise _StartOverError(f"{url}: the file changed upstream ({saved['total']} bytes, now {total})")
+            if total is None and remaining is not None:
+                total = offset + remaining
+            elif total is not None and remaining is not None and offset + remaining != total:
+                raise _StartOverError(f"{url}: the server sent a range that does not reach the end of the file")
+            append = True
         else:
+            if resp.status == 206:
+                raise ZooError(f"{url}: the server sent part of the file (HTTP 206) to a request for all of it")
             if offset:
-                log.warning("%s: server ignored the resume request; downloading from the start", entry.url)
-            offset, mode = 0, "wb"
-        total = None if remaining is None else offset + remaining
+                log.warning("%s: the file changed upstream or the server ignored the resume request; "
+                            "downloading from the start", url)  # fmt: skip
+            offset, total, append = 0, remaining, False
+        if total is not None and total > budget.max_bytes:
+            raise ZooError(
+                f"{url}: the server announces {total} bytes, more than the download cap of {budget.cap()} "
+                f"(raise it with max_bytes= or {MAX_BYTES_ENV} if the file really is that large); nothing was "
+                "downloaded"
+            )
         digest = hashlib.sha256()
-        if mode == "ab":
-            with open(part, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-        received = offset
+        if append:
+            _hash_part(part, offset, digest)
+        else:
+            _remove(part)
+            _remove(meta)
+            record = {"url": url, "etag": etag, "last_modified": modified, "total": total}
+            try:
+                _write_atomic(meta, json.dumps(record))
+            except OSError as exc:
+                raise _cache_error(meta, "write", exc) from None
+        received, over = offset, False
         from tqdm import tqdm
 
-        with open(part, mode) as f, tqdm(
+        with _open_part(part, append) as f, tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
             desc=entry.filename, disable=not progress, leave=False,
         ) as bar:  # fmt: skip
-            try:
-                while True:
-                    chunk = resp.read(CHUNK)
-                    if not chunk:
-                        break
+            while True:
+                if budget.left() <= 0:
+                    _sync(f, part)
+                    raise _deadline_error(entry, budget)
+                _set_read_timeout(resp, budget.timeout(timeout))
+                try:
+                    chunk = resp.read1(CHUNK)  # one socket read: a trickle cannot hide inside a long read
+                except (OSError, http.client.HTTPException) as exc:
+                    _sync(f, part)
+                    if budget.left() <= 0:
+                        raise _deadline_error(entry, budget) from None
+                    raise _InterruptedError(f"{url}: download interrupted after {received} bytes ({exc})") from None
+                if not chunk:
+                    break
+                if received + len(chunk) > budget.max_bytes:
+                    over = True
+                    break
+                try:
                     f.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as exc:
-                f.flush()
-                os.fsync(f.fileno())
-                raise _InterruptedError(f"{entry.url}: download interrupted after {received} bytes ({exc})") from None
-            f.flush()
-            os.fsync(f.fileno())
+                except OSError as exc:
+                    raise _cache_error(part, "write", exc) from None
+                digest.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+            _sync(f, part)
+    if over:
+        _remove(part)
+        _remove(meta)
+        raise ZooError(
+            f"{url}: stopped after {received} bytes, more than the download cap of {budget.cap()} (raise it with "
+            f"max_bytes= or {MAX_BYTES_ENV} if the file really is that large); the partial download was deleted"
+        )
     if total is not None and received < total:
-        raise _InterruptedError(f"{entry.url}: connection closed after {received} of {total} bytes")
-    actual = digest.hexdigest()
+        raise _InterruptedError(f"{url}: connection closed after {received} of {total} bytes")
+    _install(entry, dest, part, meta, digest.hexdigest(), received, known_length=total is not None or chunked)
+
+
+def _sync(f: BinaryIO, part: Path) -> None:
+    try:
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as exc:
+        raise _cache_error(part, "write", exc) from None
+
+
+def _install(
+    entry: ZooEntry, dest: Path, part: Path, meta: Path, actual: str, received: int, known_length: bool
+) -> None:
+    """Check a complete ``.part`` (digest, size, format) and rename it into place; delete it if it fails."""
     expected, kind = expected_digest(entry.name)
     if expected is not None and actual != expected:
-        part.unlink()
+        problem = _format_problem(part, entry.format, thorough=False)
+        _remove(part)
+        _remove(meta)
         raise ZooError(
             f"{entry.url}: checksum mismatch: sha256 {actual} does not match the {kind} {expected}; "
             "the download was deleted"
+            + (f"; what arrived is {problem}" if problem else "")
             + (f" (if the file changed upstream on purpose, remove its line from {home() / DIGESTS_FILE})"
                if kind == "recorded" else "")
         )  # fmt: skip
     if entry.size is not None and received != entry.size:
-        part.unlink()
+        _remove(part)
+        _remove(meta)
         raise ZooError(f"{entry.url}: got {received} bytes, expected {entry.size}; the download was deleted")
-    os.replace(part, dest)
+    if expected is None:
+        problem = _format_problem(part, entry.format)
+        if problem:
+            _remove(part)
+            _remove(meta)
+            raise ZooError(f"{entry.url}: {problem}; the download was deleted and no digest was recorded")
+        if not known_length:
+            log.warning(
+                "%s: the server sent no length and no digest is pinned: the download was checked only as a "
+                "well-formed %s file", entry.url, entry.format.upper(),
+            )  # fmt: skip
+    try:
+        os.replace(part, dest)  # replaces a link at dest, never writes through it
+    except OSError as exc:
+        raise _cache_error(dest, "install the download as", exc) from None
+    _remove(meta)
     _fsync_dir(dest.parent)
     if expected is None:
-        _record_digest(entry, actual)
-        log.info("%s: recorded sha256 %s at first download", dest, actual)
+        _try_record_digest(entry, actual, dest, "at first download")
 
 
-def _range_start(content_range: str | None) -> int | None:
-    m = re.match(r"\s*bytes\s+(\d+)-", content_range or "")
-    return int(m.group(1)) if m else None
+def _content_range(content_range: str | None) -> tuple[int | None, int | None]:
+    """Start and total length from ``Content-Range: bytes START-END/TOTAL`` (total ``None`` for ``*``)."""
+    m = re.match(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)", content_range or "")
+    if not m:
+        return None, None
+    return int(m.group(1)), None if m.group(2) == "*" else int(m.group(2))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -456,7 +1125,7 @@ def describe(entry: ZooEntry) -> dict[str, Any]:
         "size": entry.size,
         "licence": entry.licence,
         "digest": digest,
-        "cached": str(path) if path.is_file() else None,
+        "cached": str(path) if _is_file(path) else None,
         "download": entry.url or f"none official; `{entry.export}`, then put the file at {path}",
         "description": entry.description,
         "bundled": False,
