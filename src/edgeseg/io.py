@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import threading
+import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -162,18 +163,29 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+    """Replace ``path`` with ``data`` through a fresh temporary file in the same folder and a rename.
 
-    A crash or a full disk never leaves a partial file under the final name.
+    A crash or a full disk never leaves a partial file under the final name; the temporary file is
+    created exclusively (no link followed) and the rename replaces a link at ``path`` rather than
+    writing through it. An existing file keeps its permissions. Raises ``OSError``.
     """
     path = Path(os.fsdecode(path))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        mode = os.lstat(path).st_mode & 0o777
+    except OSError:
+        mode = 0o644  # mkstemp makes 0600 files: outputs and records stay readable as plain writes would
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
 
 
