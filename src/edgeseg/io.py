@@ -65,14 +65,14 @@ def decode_image(data: bytes | np.ndarray, name: str = "image") -> np.ndarray:
 
     A truncated JPEG or PNG is refused even where the decoder would return a partial image (OpenCV
     4.x fills a JPEG cut mid-scan with grey and only prints a libjpeg warning): a bad file must be
-    reported as bad, not segmented.
+    reported as bad, not segmented. So is one that declares more than ``MAX_IMAGE_PIXELS`` pixels.
     """
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if buf.size == 0:
         raise ImageError(f"{name}: the file is empty")
-    truncated = _truncation(buf)
-    if truncated:
-        raise ImageError(f"{name}: {truncated} (the file is truncated or corrupt; copy it again)")
+    problem = _structure_problem(buf)
+    if problem:
+        raise ImageError(f"{name}: {problem}")
     image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"{name}: cannot decode this file as an image (corrupt or unsupported format)")
@@ -80,19 +80,29 @@ def decode_image(data: bytes | np.ndarray, name: str = "image") -> np.ndarray:
 
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_IMAGE_PIXELS = 1 << 28
+"""Most pixels an image file may declare (268 MP, e.g. 16384 x 16384): a few hundred bytes of corrupt or
+hostile header can otherwise make the decoder allocate gigabytes."""
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def _truncation(buf: np.ndarray) -> str | None:
-    """Why an encoded JPEG or PNG ends before its last byte, or None (other formats: the decoder's job)."""
+def _structure_problem(buf: np.ndarray) -> str | None:
+    """What is wrong with an encoded JPEG's or PNG's structure, or None (other formats: the decoder's job)."""
     if buf.size >= 2 and buf[0] == 0xFF and buf[1] == 0xD8:
-        return None if _jpeg_complete(buf) else "JPEG data ends before its end-of-image marker"
+        return _jpeg_problem(buf)
     if buf[:8].tobytes() == _PNG_MAGIC:
-        return None if _png_complete(buf) else "PNG data ends before its IEND chunk"
+        return _png_problem(buf)
     return None
 
 
-def _jpeg_complete(b: np.ndarray) -> bool:
-    """Whether the JPEG's markers lead to an end-of-image marker within the data.
+def _too_large(width: int, height: int) -> str | None:
+    if width * height > MAX_IMAGE_PIXELS:
+        return f"the file declares {width}x{height} pixels, more than edgeseg's limit of {MAX_IMAGE_PIXELS}"
+    return None
+
+
+def _jpeg_problem(b: np.ndarray) -> str | None:
+    """Walk the JPEG's markers to its end-of-image marker, checking the declared size on the way.
 
     Segments are walked by their lengths (their payloads may hold any bytes); inside entropy-coded
     data the next marker is the first 0xFF not followed by a stuffed 0x00, a restart marker or fill,
@@ -103,39 +113,67 @@ def _jpeg_complete(b: np.ndarray) -> bool:
     ff = np.flatnonzero(b[:-1] == 0xFF)
     code = b[ff + 1]
     scan_markers = ff[(code != 0x00) & (code != 0xFF) & ((code < 0xD0) | (code > 0xD7))]
+    truncated = "JPEG data ends before its end-of-image marker (the file is truncated or corrupt)"
     pos = 2
     while pos + 1 < n:
         if b[pos] != 0xFF:
-            return False  # not a marker where one must be: corrupt
+            return truncated  # not a marker where one must be
         marker = int(b[pos + 1])
         if marker == 0xFF:  # fill byte before a marker
             pos += 1
         elif marker == 0xD9:
-            return True
+            return None
         elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
             pos += 2
         elif pos + 3 >= n:
-            return False
+            return truncated
         else:
             end = pos + 2 + (int(b[pos + 2]) << 8 | int(b[pos + 3]))
+            if marker in _JPEG_SOF and pos + 8 < n:  # length, precision, height, width
+                height, width = int(b[pos + 5]) << 8 | int(b[pos + 6]), int(b[pos + 7]) << 8 | int(b[pos + 8])
+                big = _too_large(width, height)
+                # Huffman-coded scans spend at least one bit per 8x8 block (the DC code): a file far
+                # smaller than that is a header claiming an image its data cannot hold, which libjpeg
+                # would decode to a huge grey array with only a warning.
+                if not big and marker in (0xC0, 0xC1, 0xC2) and n * 8 < -(-width // 8) * -(-height // 8):
+                    big = f"the file declares {width}x{height} pixels but holds only {n} bytes of data"
+                if big:
+                    return big
             if marker == 0xDA:  # start of scan: entropy-coded data runs to the next real marker
                 k = int(np.searchsorted(scan_markers, end))
                 if k == scan_markers.size:
-                    return False
+                    return truncated
                 end = int(scan_markers[k])
             pos = end
-    return False
+    return truncated
 
 
-def _png_complete(b: np.ndarray) -> bool:
-    """Whether the PNG's chunks lead to an IEND chunk within the data."""
+def _png_problem(b: np.ndarray) -> str | None:
+    """Walk the PNG's chunks to IEND: each must fit in the data, and IHDR's size must be within the limit."""
     pos, n = 8, int(b.size)
+    raw_bytes, idat_bytes = 0, 0
     while pos + 8 <= n:
         length = int.from_bytes(b[pos : pos + 4].tobytes(), "big")
-        if b[pos + 4 : pos + 8].tobytes() == b"IEND":
-            return True
+        kind = b[pos + 4 : pos + 8].tobytes()
+        if pos + 12 + length > n:
+            break  # a chunk longer than the data: cut short, or a length meant to make the decoder allocate
+        if kind == b"IHDR" and length >= 13:
+            width = int.from_bytes(b[pos + 8 : pos + 12].tobytes(), "big")
+            height = int.from_bytes(b[pos + 12 : pos + 16].tobytes(), "big")
+            big = _too_large(width, height)
+            if big:
+                return big
+            channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(int(b[pos + 17]), 1)
+            raw_bytes = height * (1 + -(-width * channels * int(b[pos + 16]) // 8))  # filter byte + row
+        elif kind == b"IDAT":
+            idat_bytes += length
+        elif kind == b"IEND":
+            # Deflate expands at most about 1032 times: less image data than that is a corrupt header.
+            if idat_bytes * 1032 + 1024 < raw_bytes:
+                return f"the file declares {raw_bytes} bytes of pixels but holds only {idat_bytes} bytes of image data"
+            return None
         pos += 12 + length  # length, type, data, CRC
-    return False
+    return "PNG data ends before its IEND chunk (the file is truncated or corrupt)"
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:

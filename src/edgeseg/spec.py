@@ -110,6 +110,7 @@ def _literal(text: str | None) -> Any:
 
 MAX_INPUT_SIDE = 8192  # pixels: larger "sizes" in metadata are corrupt, and would allocate gigabytes
 MAX_STRIDE = 256
+MAX_CLASSES = 1 << 16  # LVIS has 1203: more is a corrupt shape, and would build millions of names
 
 
 def _meta_int(path: str, meta: dict[str, str], key: str, default: int, high: int) -> int:
@@ -187,7 +188,9 @@ def build_spec(
         raise _unsupported(path, rt, "cannot tell the input's channel axis (expected 3 channels)")
 
     stride = _meta_int(path, meta, "stride", default=32, high=MAX_STRIDE)
-    dynamic_hw = h is None or w is None
+    if (h is None) != (w is None):
+        raise _unsupported(path, rt, "the input has one fixed and one dynamic side; export it fixed or fully dynamic")
+    dynamic_hw = h is None
     if not dynamic_hw and not (0 < h <= MAX_INPUT_SIDE and 0 < w <= MAX_INPUT_SIDE):
         raise _unsupported(path, rt, f"the input size {h}x{w} is outside 1..{MAX_INPUT_SIDE} pixels a side")
     if imgsz is not None:
@@ -247,6 +250,8 @@ def build_spec(
     else:
         raise _unsupported(path, rt, "the detections output matches neither a raw YOLO-seg head nor an end-to-end one")
 
+    if nc is not None and nc > MAX_CLASSES:
+        raise _unsupported(path, rt, f"the detections output implies {nc} classes, more than {MAX_CLASSES}")
     if nc is None and user_names is not None:
         nc = len(user_names)  # an end-to-end model without metadata: only the user knows
     if user_names is not None:

@@ -83,6 +83,7 @@ class LiteRtRuntime:
                 f"{path}: LiteRT cannot load this file ({str(exc).strip()[:300]}). "
                 "Is it a complete, valid .tflite model? Re-export or re-download it."
             ) from exc
+        self._path = path
         self._threads = threads
         self._providers = [*names, *(["XNNPACK"] if xnnpack else []), "CPU"]
         self._lock = threading.Lock()
@@ -119,14 +120,19 @@ class LiteRtRuntime:
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run the interpreter (one call at a time) and return copies of every output."""
         with self._lock:
-            for detail in self._in:
-                tensor = feeds[detail["name"]]
-                if tuple(tensor.shape) != tuple(detail["shape"]):
-                    self._interpreter.resize_tensor_input(detail["index"], tensor.shape)
-                    self._interpreter.allocate_tensors()
-                self._interpreter.set_tensor(detail["index"], tensor)
-            self._interpreter.invoke()
-            return [self._interpreter.get_tensor(d["index"]) for d in self._out]
+            try:
+                for detail in self._in:
+                    tensor = feeds[detail["name"]]
+                    if tuple(tensor.shape) != tuple(detail["shape"]):
+                        self._interpreter.resize_tensor_input(detail["index"], tensor.shape)
+                        self._interpreter.allocate_tensors()
+                    self._interpreter.set_tensor(detail["index"], tensor)
+                self._interpreter.invoke()
+                return [self._interpreter.get_tensor(d["index"]) for d in self._out]
+            except (RuntimeError, ValueError) as exc:
+                if isinstance(exc, ModelError):
+                    raise
+                raise ModelError(f"{self._path}: LiteRT failed to run the model ({str(exc).strip()[:300]})") from exc
 
 
 def _info(detail: dict[str, Any]) -> TensorInfo:

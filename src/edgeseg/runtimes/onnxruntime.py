@@ -106,15 +106,17 @@ class OnnxRuntime:
         chosen = resolve_providers(providers, ort.get_available_providers())
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=chosen)
+            # Read here, inside the guard: a metadata value that is not UTF-8 fails in the bindings.
+            self._metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelError(
                 f"{path}: ONNX Runtime cannot load this file ({type(exc).__name__}: {str(exc).strip()[:300]}). "
                 "Is it a complete, valid .onnx model? Re-export or re-download it."
             ) from exc
+        self._path = path
         self._threads = threads
         self._inputs = [_info(t) for t in self._session.get_inputs()]
         self._outputs = [_info(t) for t in self._session.get_outputs()]
-        self._metadata = dict(self._session.get_modelmeta().custom_metadata_map)
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -142,8 +144,17 @@ class OnnxRuntime:
         return self._threads
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Run the session (thread-safe: ONNX Runtime allows concurrent ``run`` on one session)."""
-        return self._session.run(None, feeds)
+        """Run the session (thread-safe: ONNX Runtime allows concurrent ``run`` on one session).
+
+        Raises ``ModelError`` when ONNX Runtime fails (a graph that cannot run this input), never one
+        of its private exception types.
+        """
+        try:
+            return self._session.run(None, feeds)
+        except Exception as exc:  # onnxruntime's private exception types, none a ValueError
+            raise ModelError(
+                f"{self._path}: ONNX Runtime failed to run the model ({type(exc).__name__}: {str(exc).strip()[:300]})"
+            ) from exc
 
 
 def _info(arg: Any) -> TensorInfo:
