@@ -5,6 +5,8 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -17,6 +19,76 @@ using edgeseg::InvalidArgument;
 
 namespace {
 
+// ---- Python scalars and pairs -----------------------------------------------------------------
+// Every argument that is not an array arrives as py::object and is converted here, so a value of
+// the wrong type or out of range is a ValueError naming the argument. With typed parameters
+// pybind11 would raise a TypeError listing the whole signature for an int >= 2^63, and a
+// RuntimeError (cast_error) for a pair with a bad element.
+
+std::string describe(const py::handle& obj) {
+  std::string r = py::repr(obj);
+  if (r.size() > 60) r = r.substr(0, 57) + "...";
+  return std::string(py::str(py::type::handle_of(obj).attr("__name__"))) + " " + r;
+}
+
+// Any integer, including numpy integers (anything with __index__), but not floats.
+int64_t to_int64(const py::handle& obj, const std::string& name) {
+  if (PyFloat_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
+    throw InvalidArgument(name + " must be an integer, got " + describe(obj));
+  auto index = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
+  if (!index) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+  if (overflow != 0)
+    throw InvalidArgument(name + " is out of range (it must fit in 64 bits), got " +
+                          std::string(py::str(index)));
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<int64_t>(v);
+}
+
+// Any real number. Doubles outside float's range become +-inf explicitly (a plain conversion is
+// undefined there); the core then rejects them as non-finite.
+float to_float(const py::handle& obj, const std::string& name) {
+  if (PyUnicode_Check(obj.ptr()) || PyBytes_Check(obj.ptr()))
+    throw InvalidArgument(name + " must be a number, got " + describe(obj));
+  const double d = PyFloat_AsDouble(obj.ptr());
+  if (d == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw InvalidArgument(name + " must be a number, got " + describe(obj));
+  }
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max())
+    return d > 0 ? inf : -inf;
+  return static_cast<float>(d);
+}
+
+// As pybind11 takes a bool (True/False, numpy.bool_, or any object with __bool__).
+bool to_bool(const py::handle& obj, const std::string& name) {
+  try {
+    return obj.cast<bool>();
+  } catch (const py::cast_error&) {
+    throw InvalidArgument(name + " must be True or False, got " + describe(obj));
+  }
+}
+
+// A 2-sequence (tuple, list, array), not a string.
+std::pair<py::object, py::object> to_pair(const py::handle& obj, const std::string& name,
+                                          const char* expected) {
+  const bool sequence = PySequence_Check(obj.ptr()) && !PyUnicode_Check(obj.ptr()) &&
+                        !PyBytes_Check(obj.ptr()) && !PyByteArray_Check(obj.ptr());
+  if (!sequence || PySequence_Size(obj.ptr()) != 2) {
+    PyErr_Clear();  // PySequence_Size sets an error for sequences without a length
+    throw InvalidArgument(name + " must be a pair " + expected + ", got " + describe(obj));
+  }
+  auto seq = py::reinterpret_borrow<py::sequence>(obj);
+  return {seq[0], seq[1]};
+}
+
+std::pair<int64_t, int64_t> to_hw(const py::handle& obj, const char* name) {
+  auto [h, w] = to_pair(obj, name, "(height, width) of integers");
+  return {to_int64(h, std::string(name) + " height"), to_int64(w, std::string(name) + " width")};
+}
+
 // Hands a vector to numpy without copying: the array owns it through a capsule.
 template <typename T>
 py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
@@ -25,6 +97,10 @@ py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
   return py::array_t<T>(shape, owner->data(), free_when_done);
 }
 
+// An array of dtype T and `ndim` dimensions, as given (strided views are fine) unless its data
+// or strides are misaligned for T (np.frombuffer at an odd offset, a field of a packed record
+// array): reading a float or int through a misaligned pointer is undefined behaviour, so those
+// arrive as an aligned copy.
 template <typename T>
 py::array checked(const py::handle& obj, int ndim, const char* name) {
   if (!py::isinstance<py::array>(obj))
@@ -37,9 +113,15 @@ py::array checked(const py::handle& obj, int ndim, const char* name) {
   if (a.ndim() != ndim)
     throw InvalidArgument(std::string(name) + " must have " + std::to_string(ndim) +
                           " dimensions, got shape " + std::string(py::str(obj.attr("shape"))));
-  for (int i = 0; i < ndim; ++i) {
-    if (a.strides(i) % static_cast<py::ssize_t>(sizeof(T)) != 0)
-      throw InvalidArgument(std::string(name) + " has unaligned strides; pass a contiguous copy");
+  bool aligned = reinterpret_cast<uintptr_t>(a.data()) % alignof(T) == 0;
+  for (int i = 0; i < ndim; ++i)
+    aligned &= a.strides(i) % static_cast<py::ssize_t>(alignof(T)) == 0;
+  if (!aligned) {
+    // numpy copies whatever lacks a requested flag: here, into fresh (aligned) memory.
+    constexpr int kFlags =
+        py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    a = py::array::ensure(a, kFlags);
+    if (!a) throw std::bad_alloc();  // ensure() only fails to allocate here
   }
   return a;
 }
@@ -75,9 +157,15 @@ edgeseg::Quant quant_of(edgeseg::DType dtype, const py::object& quant, const cha
   if (quant.is_none())
     throw InvalidArgument(std::string(name) +
                           " is quantized: pass its quantization as (scale, zero_point)");
-  auto pair = quant.cast<std::pair<float, int32_t>>();
-  q.scale = pair.first;
-  q.zero_point = pair.second;
+  auto [scale, zero_point] =
+      to_pair(quant, std::string("quant of ") + name, "(scale: float, zero_point: int)");
+  q.scale = to_float(scale, std::string("quant scale of ") + name);
+  const int64_t zp = to_int64(zero_point, std::string("quant zero_point of ") + name);
+  // The core checks the dtype's range; this only keeps the narrowing to int32 exact.
+  if (zp < std::numeric_limits<int32_t>::min() || zp > std::numeric_limits<int32_t>::max())
+    throw InvalidArgument(std::string(name) + " has zero point " + std::to_string(zp) +
+                          " outside the range of its dtype");
+  q.zero_point = static_cast<int32_t>(zp);
   return q;
 }
 
@@ -100,17 +188,16 @@ py::array contiguous(const py::handle& obj, int ndim, const char* name) {
   return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
 }
 
-edgeseg::DecodeOptions decode_options(float conf, float iou, int64_t max_det, int64_t topk,
-                                      bool agnostic, const py::object& class_allowed,
-                                      std::pair<float, float> box_scale) {
+// The options both decoders take; the NMS ones (iou, pre_nms_topk, agnostic) are set by the caller.
+edgeseg::DecodeOptions decode_options(const py::object& conf, const py::object& max_det,
+                                      const py::object& class_allowed,
+                                      const py::object& box_scale) {
   edgeseg::DecodeOptions opt;
-  opt.box_scale_x = box_scale.first;
-  opt.box_scale_y = box_scale.second;
-  opt.conf = conf;
-  opt.iou = iou;
-  opt.max_det = max_det;
-  opt.pre_nms_topk = topk;
-  opt.agnostic = agnostic;
+  auto [sx, sy] = to_pair(box_scale, "box_scale", "(x, y) of numbers");
+  opt.box_scale_x = to_float(sx, "box_scale x");
+  opt.box_scale_y = to_float(sy, "box_scale y");
+  opt.conf = to_float(conf, "conf");
+  opt.max_det = to_int64(max_det, "max_det");
   if (!class_allowed.is_none()) {
     py::array flags = contiguous<uint8_t>(class_allowed, 1, "class_allowed");
     const auto* p = static_cast<const uint8_t*>(flags.data());
@@ -126,14 +213,18 @@ py::tuple detections_to_python(edgeseg::Detections&& d) {
                         to_numpy(std::move(d.coeffs), {n, nm}));
 }
 
-py::tuple decode_yolo(const py::object& pred, int64_t num_classes, float conf, float iou,
-                      int64_t max_det, int64_t pre_nms_topk, bool agnostic,
+py::tuple decode_yolo(const py::object& pred, const py::object& num_classes_obj,
+                      const py::object& conf, const py::object& iou, const py::object& max_det,
+                      const py::object& pre_nms_topk, const py::object& agnostic,
                       const py::object& class_allowed, const py::object& quant,
-                      std::pair<float, float> box_scale) {
+                      const py::object& box_scale) {
   py::array keep;
   const auto v = view2d(pred, quant, "prediction", &keep);
-  const auto opt =
-      decode_options(conf, iou, max_det, pre_nms_topk, agnostic, class_allowed, box_scale);
+  const int64_t num_classes = to_int64(num_classes_obj, "num_classes");
+  auto opt = decode_options(conf, max_det, class_allowed, box_scale);
+  opt.iou = to_float(iou, "iou");
+  opt.pre_nms_topk = to_int64(pre_nms_topk, "pre_nms_topk");
+  opt.agnostic = to_bool(agnostic, "agnostic");
   edgeseg::Detections d;
   {
     py::gil_scoped_release release;
@@ -142,12 +233,14 @@ py::tuple decode_yolo(const py::object& pred, int64_t num_classes, float conf, f
   return detections_to_python(std::move(d));
 }
 
-py::tuple decode_yolo_e2e(const py::object& rows, int64_t num_classes, float conf, int64_t max_det,
+py::tuple decode_yolo_e2e(const py::object& rows, const py::object& num_classes_obj,
+                          const py::object& conf, const py::object& max_det,
                           const py::object& class_allowed, const py::object& quant,
-                          std::pair<float, float> box_scale) {
+                          const py::object& box_scale) {
   py::array keep;
   const auto v = view2d(rows, quant, "prediction", &keep);
-  const auto opt = decode_options(conf, 0.f, max_det, 1, false, class_allowed, box_scale);
+  const int64_t num_classes = to_int64(num_classes_obj, "num_classes");
+  const auto opt = decode_options(conf, max_det, class_allowed, box_scale);  // no NMS here
   edgeseg::Detections d;
   {
     py::gil_scoped_release release;
@@ -163,7 +256,11 @@ void check_boxes(const py::array& boxes) {
 }
 
 py::array_t<int64_t> nms(const py::object& boxes_obj, const py::object& scores_obj,
-                         const py::object& classes_obj, float iou, int64_t max_det, bool agnostic) {
+                         const py::object& classes_obj, const py::object& iou_obj,
+                         const py::object& max_det_obj, const py::object& agnostic_obj) {
+  const float iou = to_float(iou_obj, "iou");
+  const int64_t max_det = to_int64(max_det_obj, "max_det");
+  const bool agnostic = to_bool(agnostic_obj, "agnostic");
   py::array boxes = contiguous<float>(boxes_obj, 2, "boxes");
   py::array scores = contiguous<float>(scores_obj, 1, "scores");
   check_boxes(boxes);
@@ -198,7 +295,11 @@ py::array_t<int64_t> nms(const py::object& boxes_obj, const py::object& scores_o
   return to_numpy(std::move(keep), {k});
 }
 
-py::array_t<float> unletterbox_boxes(const py::object& boxes_obj, const edgeseg::Letterbox& lb) {
+py::array_t<float> unletterbox_boxes(const py::object& boxes_obj, const py::object& lb_obj) {
+  if (!py::isinstance<edgeseg::Letterbox>(lb_obj))
+    throw InvalidArgument("letterbox must be a Letterbox (from make_letterbox), got " +
+                          describe(lb_obj));
+  const auto& lb = lb_obj.cast<const edgeseg::Letterbox&>();
   py::array boxes = contiguous<float>(boxes_obj, 2, "boxes");
   check_boxes(boxes);
   const auto n = boxes.shape(0);
@@ -209,9 +310,13 @@ py::array_t<float> unletterbox_boxes(const py::object& boxes_obj, const edgeseg:
 }
 
 py::tuple assemble_masks(const py::object& protos_obj, const py::object& coeffs_obj,
-                         const py::object& boxes_obj, std::pair<int64_t, int64_t> input_hw,
-                         std::pair<int64_t, int64_t> image_hw, bool soft, bool drop_empty,
-                         const py::object& quant) {
+                         const py::object& boxes_obj, const py::object& input_hw_obj,
+                         const py::object& image_hw_obj, const py::object& soft_obj,
+                         const py::object& drop_empty_obj, const py::object& quant) {
+  const auto input_hw = to_hw(input_hw_obj, "input_hw");
+  const auto image_hw = to_hw(image_hw_obj, "image_hw");
+  const bool soft = to_bool(soft_obj, "soft");
+  const bool drop_empty = to_bool(drop_empty_obj, "drop_empty");
   edgeseg::DType dtype;
   py::array protos = tensor(protos_obj, 3, "prototypes", &dtype);
   py::array coeffs = contiguous<float>(coeffs_obj, 2, "coefficients");
@@ -254,8 +359,8 @@ py::tuple assemble_masks(const py::object& protos_obj, const py::object& coeffs_
 }
 
 std::vector<py::bytes> rle_encode(const py::object& bits_obj, const py::object& offsets_obj,
-                                  const py::object& rects_obj,
-                                  std::pair<int64_t, int64_t> image_hw) {
+                                  const py::object& rects_obj, const py::object& image_hw_obj) {
+  const auto image_hw = to_hw(image_hw_obj, "image_hw");
   py::array bits = contiguous<uint8_t>(bits_obj, 1, "bits");
   py::array offsets = contiguous<int64_t>(offsets_obj, 1, "offsets");
   py::array rects = contiguous<int32_t>(rects_obj, 2, "rects");
@@ -270,7 +375,8 @@ std::vector<py::bytes> rle_encode(const py::object& bits_obj, const py::object& 
     py::gil_scoped_release release;
     for (int64_t i = 0; i < n; ++i) {
       const int32_t* q = r + 4 * i;
-      if (off[i] < 0 || off[i + 1] > bits.shape(0) ||
+      // Ordered so that no difference overflows: offsets are arbitrary int64 values.
+      if (off[i] < 0 || off[i + 1] < off[i] || off[i + 1] > bits.shape(0) ||
           off[i + 1] - off[i] != (int64_t{q[2]} + 7) / 8 * int64_t{q[3]})
         throw InvalidArgument("mask offsets do not match the bit-packed crop sizes");
       out[i] = edgeseg::rle_to_string(
@@ -305,15 +411,21 @@ PYBIND11_MODULE(_core, m) {
                ", pad_top=" + std::to_string(l.pad_top) +
                ", pad_left=" + std::to_string(l.pad_left) + ")";
       });
-  m.def("make_letterbox", &edgeseg::make_letterbox, py::arg("src_h"), py::arg("src_w"),
-        py::arg("dst_h"), py::arg("dst_w"));
+  m.def(
+      "make_letterbox",
+      [](const py::object& src_h, const py::object& src_w, const py::object& dst_h,
+         const py::object& dst_w) {
+        return edgeseg::make_letterbox(to_int64(src_h, "src_h"), to_int64(src_w, "src_w"),
+                                       to_int64(dst_h, "dst_h"), to_int64(dst_w, "dst_w"));
+      },
+      py::arg("src_h"), py::arg("src_w"), py::arg("dst_h"), py::arg("dst_w"));
   m.def("decode_yolo", &decode_yolo, py::arg("prediction"), py::arg("num_classes"), py::arg("conf"),
         py::arg("iou"), py::arg("max_det"), py::arg("pre_nms_topk"), py::arg("agnostic"),
         py::arg("class_allowed") = py::none(), py::arg("quant") = py::none(),
-        py::arg("box_scale") = std::make_pair(1.f, 1.f));
+        py::arg("box_scale") = py::make_tuple(1.f, 1.f));
   m.def("decode_yolo_e2e", &decode_yolo_e2e, py::arg("rows"), py::arg("num_classes"),
         py::arg("conf"), py::arg("max_det"), py::arg("class_allowed") = py::none(),
-        py::arg("quant") = py::none(), py::arg("box_scale") = std::make_pair(1.f, 1.f));
+        py::arg("quant") = py::none(), py::arg("box_scale") = py::make_tuple(1.f, 1.f));
   m.def("nms", &nms, py::arg("boxes"), py::arg("scores"), py::arg("class_ids") = py::none(),
         py::arg("iou") = 0.7f, py::arg("max_det") = 300, py::arg("agnostic") = false);
   m.def("unletterbox_boxes", &unletterbox_boxes, py::arg("boxes"), py::arg("letterbox"));

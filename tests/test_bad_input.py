@@ -70,7 +70,7 @@ def test_directory_as_image(model: edgeseg.Model, tmp_path: Path) -> None:
 def test_undecodable_image_file(model: edgeseg.Model, tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "corrupt.jpg"
     path.write_bytes(content)
-    with pytest.raises(ImageError, match="cannot decode|truncated|empty") as info:
+    with pytest.raises(ImageError, match=r"cannot decode|truncated|empty") as info:
         model(path)
     assert "corrupt.jpg" in str(info.value)
 

@@ -468,3 +468,86 @@ def test_masks_huge_finite_box_coordinates() -> None:
     _keep, rects, *_ = assemble(protos, coeffs, boxes, (640, 640), (100, 100), drop_empty=False)
     assert rects[0].tolist() == [0, 0, 100, 100]  # fine
     assert rects[1].tolist() == [0, 0, 100, 100]  # got [0, 0, 0, 0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Layout independence: NCHW and NHWC prototypes sum every logit in the same order (masks.cpp), so
+# they give the same masks and probabilities to the bit. Before, the NCHW path summed channels one
+# by one and the NHWC path in eight vectorized partial sums, and masks could differ by a pixel.
+
+
+def layouts(protos: np.ndarray) -> dict[str, np.ndarray]:
+    """The same (C, H, W) prototypes in every memory layout the core reads."""
+    c, h, w = protos.shape
+    padded_hwc = np.zeros((h, w, c + 3), protos.dtype)
+    padded_hwc[..., :c] = protos.transpose(1, 2, 0)
+    wide = np.zeros((c, h, 2 * w), protos.dtype)
+    wide[:, :, ::2] = protos
+    return {
+        "NCHW": np.ascontiguousarray(protos),
+        "NHWC": np.ascontiguousarray(protos.transpose(1, 2, 0)).transpose(2, 0, 1),
+        "NHWC, padded pixels": padded_hwc[..., :c].transpose(2, 0, 1),
+        "NCHW, strided columns": wide[:, :, ::2],
+        "NWHC": np.ascontiguousarray(protos.transpose(2, 1, 0)).transpose(2, 1, 0),
+    }
+
+
+def assert_same_masks_in_every_layout(protos, coeffs, boxes, input_hw, image_hw, quant=None) -> None:
+    results = {
+        name: _core.assemble_masks(p, coeffs, boxes, input_hw, image_hw, soft=True, drop_empty=False, quant=quant)
+        for name, p in layouts(protos).items()
+    }
+    for name, got in results.items():
+        for what, a, b in zip(["keep", "rects", "offsets", "bits", "probs", "areas"], results["NCHW"], got):
+            if what == "probs":  # bit patterns: identical, not merely close
+                a, b = a.view(np.uint32), b.view(np.uint32)
+            assert np.array_equal(a, b), f"{name}: {what} differ from NCHW in {np.count_nonzero(a != b)} places"
+
+
+def quantized(protos: np.ndarray, dtype) -> tuple[np.ndarray, tuple[float, int]]:
+    scale = float(np.abs(protos).max()) / 100
+    zp = 0 if dtype == np.int8 else 128
+    q = np.clip(np.round(protos / scale) + zp, np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+    return q, (scale, zp)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 8, 13, 32])
+@pytest.mark.parametrize("dtype", [np.float32, np.int8, np.uint8])
+def test_layouts_give_identical_masks(channels: int, dtype) -> None:
+    rng = np.random.default_rng(seed_of(channels, np.dtype(dtype).name))
+    protos = random_protos(rng, channels, 96, 160)
+    coeffs = (rng.normal(0, 1, (12, channels)) / math.sqrt(channels)).astype(np.float32)
+    boxes = random_boxes(rng, 12, (720, 1280))
+    quant = None
+    if dtype != np.float32:
+        protos, quant = quantized(protos, dtype)
+    assert_same_masks_in_every_layout(protos, coeffs, boxes, (384, 640), (720, 1280), quant)
+
+
+def test_layouts_give_identical_masks_on_real_outputs() -> None:
+    """Real prototypes and detections of yolov8n-seg.onnx on several coco-val-mini images."""
+    from conftest import IMAGES, MODELS, require_shared
+
+    require_shared()
+    cv2 = pytest.importorskip("cv2")
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(MODELS / "yolov8n-seg.onnx"), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    for path in sorted(IMAGES.glob("*.jpg"))[:6]:
+        image = cv2.imread(str(path))
+        h, w = image.shape[:2]
+        lb = _core.make_letterbox(h, w, 640, 640)
+        canvas = np.full((640, 640, 3), 114, np.uint8)
+        canvas[lb.pad_top : lb.pad_top + lb.new_h, lb.pad_left : lb.pad_left + lb.new_w] = cv2.resize(
+            image, (lb.new_w, lb.new_h), interpolation=cv2.INTER_LINEAR
+        )
+        x = (canvas[:, :, ::-1].transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32)
+        det, protos = session.run(None, {name: x})
+        # A low threshold: many detections, many logits near 0.
+        boxes, _scores, _classes, coeffs = _core.decode_yolo(det[0], 80, 0.05, 0.7, 300, 30000, False)
+        assert len(boxes) > 0, path.name
+        boxes = _core.unletterbox_boxes(boxes, lb)
+        assert_same_masks_in_every_layout(protos[0], coeffs, boxes, (640, 640), (h, w))
+        for dtype in (np.int8, np.uint8):
+            q, quant = quantized(protos[0], dtype)
+            assert_same_masks_in_every_layout(q, coeffs, boxes, (640, 640), (h, w), quant)

@@ -5,6 +5,7 @@
 #include <string>
 #include <type_traits>
 
+#include "checks.hpp"
 #include "clones.hpp"
 #include "edgeseg/core.hpp"
 
@@ -12,9 +13,19 @@ namespace edgeseg {
 namespace {
 
 void check_view(const View2D& v, const char* what) {
-  if (v.data == nullptr && v.rows * v.cols > 0)
-    throw InvalidArgument(std::string(what) + " is null");
+  // Signs first: rows * cols of arbitrary sizes could overflow.
   if (v.rows < 0 || v.cols < 0) throw InvalidArgument(std::string(what) + " has a negative size");
+  if (v.data == nullptr && v.rows > 0 && v.cols > 0)
+    throw InvalidArgument(std::string(what) + " is null");
+  detail::check_extent(what, {v.rows, v.cols}, {v.stride_row, v.stride_col});
+  detail::check_quant(v.dtype, v.quant, what);
+}
+
+// Class ids are int32 (in Detections and in the scans), so num_classes must fit.
+void check_num_classes(int64_t num_classes) {
+  if (num_classes < 1 || num_classes > std::numeric_limits<int32_t>::max())
+    throw InvalidArgument("num_classes must be in [1, 2147483647], got " +
+                          std::to_string(num_classes));
 }
 
 void check_options(const DecodeOptions& opt, int64_t num_classes) {
@@ -32,13 +43,6 @@ void check_options(const DecodeOptions& opt, int64_t num_classes) {
 
 bool allowed(const DecodeOptions& opt, int32_t cls) {
   return opt.class_allowed.empty() || opt.class_allowed[static_cast<size_t>(cls)] != 0;
-}
-
-void check_quant(DType dtype, const Quant& q, const char* what) {
-  if (dtype == DType::kFloat32) return;
-  if (!(q.scale > 0.f) || !std::isfinite(q.scale))
-    throw InvalidArgument(std::string(what) +
-                          " has a non-positive or non-finite quantization scale");
 }
 
 // Running maximum of one class row: the memory-bound part, kept as lean as numpy's own max. For
@@ -133,7 +137,9 @@ bool best_class(const View2D& pred, int64_t num_classes, Threshold<T> thr, std::
   int32_t bad = 0;
   constexpr T lowest = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
                                                             : std::numeric_limits<T>::lowest();
-  const auto row = [&](int32_t c, int64_t a0) { return data + (4 + c) * pred.stride_row + a0; };
+  const auto row = [&](int32_t c, int64_t a0) {
+    return data + (int64_t{4} + c) * pred.stride_row + a0;  // 4 + c overflows int32 near 2^31
+  };
   if (pred.stride_col == 1) {
     constexpr int64_t kBlock = 2048;  // the running best stays in L1 for any element type
     for (int64_t a0 = 0; a0 < n; a0 += kBlock) {
@@ -234,8 +240,8 @@ void check_finite(const float* v, int64_t n, const char* what) {
 
 Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt) {
   check_view(pred, "prediction");
-  if (num_classes < 1) throw InvalidArgument("num_classes must be >= 1");
-  if (pred.rows < 4 + num_classes)
+  check_num_classes(num_classes);
+  if (pred.rows - 4 < num_classes)  // not rows < 4 + num_classes: that sum can overflow
     throw InvalidArgument("prediction has " + std::to_string(pred.rows) +
                           " features per anchor; expected at least 4 box + " +
                           std::to_string(num_classes) + " class scores");
@@ -246,7 +252,6 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
   Detections out;
   out.num_coeffs = nm;
 
-  check_quant(pred.dtype, pred.quant, "prediction");
   std::vector<Candidate> cand;
   switch (pred.dtype) {
     case DType::kInt8:
@@ -291,10 +296,13 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
                                                 opt.iou, opt.max_det, opt.agnostic);
 
   const size_t k = keep.size();
+  int64_t coeff_count;  // k <= cols, nm <= rows, but rows * cols of a broadcast view may not fit
+  if (detail::mul_overflows(static_cast<int64_t>(k), nm, &coeff_count))
+    throw InvalidArgument("too many mask coefficients (" + std::to_string(nm) + " per detection)");
   out.boxes.resize(4 * k);
   out.scores.resize(k);
   out.classes.resize(k);
-  out.coeffs.resize(k * static_cast<size_t>(nm));
+  out.coeffs.resize(static_cast<size_t>(coeff_count));
   for (size_t j = 0; j < k; ++j) {
     const int64_t i = keep[j], a = cand[i].anchor;
     std::copy_n(boxes.data() + 4 * i, 4, out.boxes.data() + 4 * j);
@@ -311,9 +319,8 @@ Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const Decode
   if (rows.cols < 6)
     throw InvalidArgument("end-to-end prediction rows have " + std::to_string(rows.cols) +
                           " values; expected x1 y1 x2 y2 score class and mask coefficients");
-  if (num_classes < 1) throw InvalidArgument("num_classes must be >= 1");
+  check_num_classes(num_classes);
   check_options(opt, num_classes);
-  check_quant(rows.dtype, rows.quant, "prediction");
   const int64_t nm = rows.cols - 6;
   Detections out;
   out.num_coeffs = nm;

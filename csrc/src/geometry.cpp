@@ -1,6 +1,9 @@
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <string>
 
+#include "checks.hpp"
 #include "edgeseg/core.hpp"
 
 namespace edgeseg {
@@ -11,8 +14,14 @@ int64_t round_even(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
 }  // namespace
 
 Letterbox make_letterbox(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t dst_w) {
-  if (src_h <= 0 || src_w <= 0) throw InvalidArgument("image size must be positive");
-  if (dst_h <= 0 || dst_w <= 0) throw InvalidArgument("model input size must be positive");
+  // Bounded above too: the gains and paddings are computed in double and rounded back to int64,
+  // which is undefined for results past 2^63, and downstream crops are int32.
+  if (src_h <= 0 || src_w <= 0 || src_h > detail::kMaxSide || src_w > detail::kMaxSide)
+    throw InvalidArgument("image size must be in [1, 2147483647], got " + std::to_string(src_h) +
+                          "x" + std::to_string(src_w));
+  if (dst_h <= 0 || dst_w <= 0 || dst_h > detail::kMaxSide || dst_w > detail::kMaxSide)
+    throw InvalidArgument("model input size must be in [1, 2147483647], got " +
+                          std::to_string(dst_h) + "x" + std::to_string(dst_w));
   Letterbox lb;
   lb.src_h = src_h;
   lb.src_w = src_w;
@@ -27,6 +36,12 @@ Letterbox make_letterbox(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t ds
 }
 
 void unletterbox_boxes(float* boxes, int64_t n, const Letterbox& lb) {
+  if (n < 0 || n > std::numeric_limits<int64_t>::max() / 4)
+    throw InvalidArgument("number of boxes must be in [0, 2^61), got " + std::to_string(n));
+  if (n > 0 && boxes == nullptr) throw InvalidArgument("boxes are null");
+  // Any Letterbox not made by make_letterbox: the gains divide by these.
+  if (lb.src_h < 1 || lb.src_w < 1 || lb.new_h < 1 || lb.new_w < 1)
+    throw InvalidArgument("letterbox has a non-positive image or resized size");
   const float gain_x = static_cast<float>(static_cast<double>(lb.new_w) / lb.src_w);
   const float gain_y = static_cast<float>(static_cast<double>(lb.new_h) / lb.src_h);
   const float px = static_cast<float>(lb.pad_left), py = static_cast<float>(lb.pad_top);

@@ -15,6 +15,7 @@
 #include <string>
 #include <type_traits>
 
+#include "checks.hpp"
 #include "clones.hpp"
 #include "edgeseg/core.hpp"
 
@@ -110,31 +111,75 @@ MaskGeometry mask_geometry(int64_t ph, int64_t pw, int64_t stride, int64_t h, in
 void proto_window(const AxisPlan& plan, int64_t o0, int64_t o1, int64_t* lo, int64_t* hi) {
   *lo = plan.start[o0];
   *hi = *lo;
-  for (int64_t o = o0; o < o1; ++o) *hi = std::max<int64_t>(*hi, plan.start[o] + kTaps);
+  for (int64_t o = o0; o < o1; ++o) *hi = std::max(*hi, int64_t{plan.start[o]} + kTaps);
 }
 
 struct Scratch {
-  std::vector<float> logits, rows, acc, lo, hi;
+  std::vector<float> logits, parts, rows, acc, lo, hi;
   std::vector<uint8_t> on;
 };
 
-// Channels-last prototypes: out[x] = coeff . pixel x, with eight independent partial sums so the
-// reduction vectorizes without reassociating floats behind the compiler's back.
+// Every logit coeff . prototypes is summed in one fixed order, whatever the prototypes' layout,
+// so NCHW and NHWC prototypes give bit-identical masks (float addition is not associative: a
+// plain running sum in one layout and a vectorized one in the other moved logits near 0 across
+// the threshold). The order: kLanes partial sums, lane k over channels c = k (mod kLanes) of the
+// first kLanes * floor(C / kLanes) channels, combined by `combine`, then the remaining channels
+// one by one. Eight lanes let both layouts vectorize without the compiler reassociating anything.
+constexpr int kLanes = 8;
+
+inline float combine(float p0, float p1, float p2, float p3, float p4, float p5, float p6,
+                     float p7) {
+  return ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7));
+}
+
+// Channels last: one pixel's channels are contiguous, so each pixel keeps its lanes in registers.
 template <typename T>
 inline __attribute__((always_inline)) void dot_row_impl(const T* row, int64_t stride_x,
                                                         int64_t width, const float* coeff,
                                                         int64_t channels, float* out) {
   for (int64_t x = 0; x < width; ++x) {
     const T* px = row + x * stride_x;
-    float part[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    float part[kLanes] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     int64_t c = 0;
-    for (; c + 8 <= channels; c += 8) {
-      for (int k = 0; k < 8; ++k) part[k] += coeff[c + k] * static_cast<float>(px[c + k]);
+    for (; c + kLanes <= channels; c += kLanes) {
+      for (int k = 0; k < kLanes; ++k) part[k] += coeff[c + k] * static_cast<float>(px[c + k]);
     }
-    float acc =
-        ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    float acc = combine(part[0], part[1], part[2], part[3], part[4], part[5], part[6], part[7]);
     for (; c < channels; ++c) acc += coeff[c] * static_cast<float>(px[c]);
     out[x] = acc;
+  }
+}
+
+// Channels first: a pixel's channels are far apart, so the lanes of a whole row are kept in
+// `parts` (kLanes rows of `width`, in L1) and each prototype row is read once, contiguously.
+// Same per-logit operations, in the same order, as dot_row_impl.
+template <typename T>
+inline __attribute__((always_inline)) void planar_row_impl(const T* row, int64_t stride_c,
+                                                           int64_t stride_x, int64_t width,
+                                                           const float* coeff, int64_t channels,
+                                                           float* __restrict parts,
+                                                           float* __restrict out) {
+  const int64_t full = channels - channels % kLanes;
+  for (int64_t i = 0; i < kLanes * width; ++i) parts[i] = 0.f;
+  for (int64_t c = 0; c < full; ++c) {
+    const float k = coeff[c];
+    const T* src = row + c * stride_c;
+    float* __restrict dst = parts + (c % kLanes) * width;
+    if (stride_x == 1) {
+      for (int64_t x = 0; x < width; ++x) dst[x] += k * static_cast<float>(src[x]);
+    } else {
+      for (int64_t x = 0; x < width; ++x) dst[x] += k * static_cast<float>(src[x * stride_x]);
+    }
+  }
+  const float* p = parts;
+  for (int64_t x = 0; x < width; ++x) {
+    out[x] = combine(p[x], p[width + x], p[2 * width + x], p[3 * width + x], p[4 * width + x],
+                     p[5 * width + x], p[6 * width + x], p[7 * width + x]);
+  }
+  for (int64_t c = full; c < channels; ++c) {
+    const float k = coeff[c];
+    const T* src = row + c * stride_c;
+    for (int64_t x = 0; x < width; ++x) out[x] += k * static_cast<float>(src[x * stride_x]);
   }
 }
 
@@ -150,32 +195,36 @@ EDGESEG_CLONES void dot_row(const uint8_t* r, int64_t sx, int64_t w, const float
                             float* o) {
   dot_row_impl(r, sx, w, k, c, o);
 }
+EDGESEG_CLONES void planar_row(const float* r, int64_t sc, int64_t sx, int64_t w, const float* k,
+                               int64_t c, float* parts, float* o) {
+  planar_row_impl(r, sc, sx, w, k, c, parts, o);
+}
+EDGESEG_CLONES void planar_row(const int8_t* r, int64_t sc, int64_t sx, int64_t w, const float* k,
+                               int64_t c, float* parts, float* o) {
+  planar_row_impl(r, sc, sx, w, k, c, parts, o);
+}
+EDGESEG_CLONES void planar_row(const uint8_t* r, int64_t sc, int64_t sx, int64_t w, const float* k,
+                               int64_t c, float* parts, float* o) {
+  planar_row_impl(r, sc, sx, w, k, c, parts, o);
+}
 
 // Logits (coefficients . prototypes) over the prototype window [lx0, vx1) x [ly0, vy1), into a
 // row-major buffer of row length nx. Quantized prototypes are converted on the fly and the affine
 // (zero point, scale) is applied once per logit: sum_c k_c (q_c - z) s = s (sum_c k_c q_c - z sum_c
-// k_c).
+// k_c). `parts` holds kLanes * (vx1 - lx0) floats.
 template <typename T>
 void accumulate_logits(const ProtoView& p, const float* coeff, int64_t lx0, int64_t vx1,
-                       int64_t ly0, int64_t vy1, int64_t nx, float* __restrict lg) {
+                       int64_t ly0, int64_t vy1, int64_t nx, float* __restrict lg,
+                       float* __restrict parts) {
   const T* base = static_cast<const T*>(p.data);
-  if (p.stride_c == 1 && p.channels > 1) {  // channels last: one contiguous dot product per pixel
-    for (int64_t y = ly0; y < vy1; ++y)
-      dot_row(base + y * p.stride_y + lx0 * p.stride_x, p.stride_x, vx1 - lx0, coeff, p.channels,
-              lg + (y - ly0) * nx);
-  } else {  // channels first: each prototype row is a contiguous (or strided) run
-    for (int64_t c = 0; c < p.channels; ++c) {
-      const float k = coeff[c];
-      for (int64_t y = ly0; y < vy1; ++y) {
-        const T* src = base + c * p.stride_c + y * p.stride_y + lx0 * p.stride_x;
-        float* __restrict dst = lg + (y - ly0) * nx;
-        if (p.stride_x == 1) {
-          for (int64_t x = 0; x < vx1 - lx0; ++x) dst[x] += k * static_cast<float>(src[x]);
-        } else {
-          for (int64_t x = 0; x < vx1 - lx0; ++x)
-            dst[x] += k * static_cast<float>(src[x * p.stride_x]);
-        }
-      }
+  const int64_t width = vx1 - lx0;
+  for (int64_t y = ly0; y < vy1; ++y) {
+    const T* row = base + y * p.stride_y + lx0 * p.stride_x;
+    float* out = lg + (y - ly0) * nx;
+    if (p.stride_c == 1 && p.channels > 1) {
+      dot_row(row, p.stride_x, width, coeff, p.channels, out);
+    } else {
+      planar_row(row, p.stride_c, p.stride_x, width, coeff, p.channels, parts, out);
     }
   }
   if constexpr (!std::is_floating_point_v<T>) {
@@ -198,13 +247,15 @@ inline uint8_t pack8(const uint8_t* v) {
   return static_cast<uint8_t>((u * 0x0102040810204080ULL) >> 56);
 }
 
-// The horizontal pass of one logit row: output column x from the taps starting at start[x].
-inline __attribute__((always_inline)) void resample_row(const float* logits, const int32_t* start,
-                                                        const float* weight, int64_t width,
-                                                        float* __restrict out) {
+// The horizontal pass of one logit row that starts at prototype column `origin`: output column x
+// from the taps starting at start[x]. (Indices are made relative before adding them to the
+// pointer: a pointer to before the row, even one never read through, is undefined behaviour.)
+inline __attribute__((always_inline)) void resample_row(const float* logits, int64_t origin,
+                                                        const int32_t* start, const float* weight,
+                                                        int64_t width, float* __restrict out) {
   for (int64_t x = 0; x < width; ++x) {
     const float* w = weight + x * kTaps;
-    const float* v = logits + start[x];
+    const float* v = logits + (start[x] - origin);
     out[x] = w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3];
   }
 }
@@ -245,7 +296,7 @@ EDGESEG_CLONES int64_t rasterize(const float* lg, const Window& win, const AxisP
   // each 64-column chunk.
   for (int64_t y = 0; y < win.ny; ++y) {
     float* r = rows + y * bw;
-    resample_row(lg + y * win.nx - win.lx0, px.start.data() + win.x0,
+    resample_row(lg + y * win.nx, win.lx0, px.start.data() + win.x0,
                  px.weight.data() + win.x0 * kTaps, bw, r);
     for (int64_t c = 0; c < chunks; ++c) {
       const auto [mn, mx] = std::minmax_element(r + c * kChunk, r + std::min(bw, (c + 1) * kChunk));
@@ -301,16 +352,18 @@ int64_t render_mask(const ProtoView& p, const float* coeff, const AxisPlan& px, 
   const int64_t nx = lx1 - lx0, ny = ly1 - ly0;
   const int64_t vx1 = std::min(lx1, p.width), vy1 = std::min(ly1, p.height);
   s.logits.assign(static_cast<size_t>(nx * ny), 0.f);
+  s.parts.resize(static_cast<size_t>(kLanes * nx));
   float* __restrict lg = s.logits.data();
+  float* __restrict parts = s.parts.data();
   switch (p.dtype) {
     case DType::kInt8:
-      accumulate_logits<int8_t>(p, coeff, lx0, vx1, ly0, vy1, nx, lg);
+      accumulate_logits<int8_t>(p, coeff, lx0, vx1, ly0, vy1, nx, lg, parts);
       break;
     case DType::kUInt8:
-      accumulate_logits<uint8_t>(p, coeff, lx0, vx1, ly0, vy1, nx, lg);
+      accumulate_logits<uint8_t>(p, coeff, lx0, vx1, ly0, vy1, nx, lg, parts);
       break;
     default:
-      accumulate_logits<float>(p, coeff, lx0, vx1, ly0, vy1, nx, lg);
+      accumulate_logits<float>(p, coeff, lx0, vx1, ly0, vy1, nx, lg, parts);
   }
   for (int64_t i = 0; i < nx * ny; ++i) {
     if (!std::isfinite(lg[i]))
@@ -350,18 +403,46 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
   const ProtoView& p = protos;
   if (p.data == nullptr || p.channels < 1 || p.height < 1 || p.width < 1)
     throw InvalidArgument("prototypes must be a non-empty (channels, height, width) array");
-  if (p.dtype != DType::kFloat32 && (!(p.quant.scale > 0.f) || !std::isfinite(p.quant.scale)))
-    throw InvalidArgument("prototypes have a non-positive or non-finite quantization scale");
-  if (n < 0) throw InvalidArgument("number of detections must be >= 0");
-  if (src_h < 1 || src_w < 1) throw InvalidArgument("image size must be positive");
-  if (input_h < 1 || input_w < 1 || input_h % p.height != 0 || input_w % p.width != 0 ||
-      input_h / p.height != input_w / p.width)
+  // Axis plans hold prototype indices as int32; every other size below is then bounded.
+  if (p.height > detail::kMaxSide || p.width > detail::kMaxSide)
+    throw InvalidArgument("prototypes are too large (" + std::to_string(p.height) + "x" +
+                          std::to_string(p.width) + ")");
+  detail::check_extent("prototypes", {p.channels, p.height, p.width},
+                       {p.stride_c, p.stride_y, p.stride_x});
+  detail::check_quant(p.dtype, p.quant, "prototypes");
+  // 4 * n and n * channels index the boxes and coefficients.
+  if (n < 0 || n > std::numeric_limits<int64_t>::max() / 4 / p.channels)
+    throw InvalidArgument("number of detections must be >= 0 (and fit the coefficients)");
+  if (n > 0 && (coeffs == nullptr || boxes == nullptr))
+    throw InvalidArgument("coefficients or boxes are null");
+  // Crops are reported as int32 rects.
+  if (src_h < 1 || src_w < 1 || src_h > detail::kMaxSide || src_w > detail::kMaxSide)
+    throw InvalidArgument("image size must be in [1, 2147483647], got " + std::to_string(src_h) +
+                          "x" + std::to_string(src_w));
+  if (input_h < 1 || input_w < 1 || input_h > detail::kMaxSide || input_w > detail::kMaxSide)
+    throw InvalidArgument("model input size must be in [1, 2147483647], got " +
+                          std::to_string(input_h) + "x" + std::to_string(input_w));
+  if (input_h % p.height != 0 || input_w % p.width != 0 || input_h / p.height != input_w / p.width)
     throw InvalidArgument("prototypes of " + std::to_string(p.height) + "x" +
                           std::to_string(p.width) +
                           " are not an integer fraction of the model input " +
                           std::to_string(input_h) + "x" + std::to_string(input_w));
   for (int64_t i = 0; i < 4 * n; ++i) {
     if (!std::isfinite(boxes[i])) throw InvalidArgument("boxes contain NaN or infinity");
+  }
+
+  // Size the output first (before the O(image size) axis plans): the packed sizes of the boxes.
+  // One crop fits easily (sides < 2^31), but the sum over many boxes of a huge image can overflow:
+  // checked, as a wrapped total would size the buffers too small for what is written into them.
+  int64_t total = 0, total_px = 0;
+  std::vector<int64_t> rect(static_cast<size_t>(4 * n));
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t* r = rect.data() + 4 * i;
+    box_pixels(boxes + 4 * i, src_w, src_h, &r[0], &r[1], &r[2], &r[3]);
+    if (detail::add_overflows(total, (r[1] - r[0] + 7) / 8 * (r[3] - r[2]), &total) ||
+        (opt.soft && detail::add_overflows(total_px, (r[1] - r[0]) * (r[3] - r[2]), &total_px)))
+      throw InvalidArgument("the masks of these " + std::to_string(n) +
+                            " boxes are too large to allocate");
   }
 
   const MaskGeometry g = mask_geometry(p.height, p.width, input_h / p.height, src_h, src_w);
@@ -371,15 +452,6 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
   Masks m;
   m.offsets.push_back(0);
   m.prob_offsets.push_back(0);
-  // Size the output once: the packed sizes of the boxes.
-  int64_t total = 0, total_px = 0;
-  std::vector<int64_t> rect(static_cast<size_t>(4 * n));
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t* r = rect.data() + 4 * i;
-    box_pixels(boxes + 4 * i, src_w, src_h, &r[0], &r[1], &r[2], &r[3]);
-    total += (r[1] - r[0] + 7) / 8 * (r[3] - r[2]);
-    total_px += (r[1] - r[0]) * (r[3] - r[2]);
-  }
   m.bits.resize(static_cast<size_t>(total));
   if (opt.soft) m.probs.resize(static_cast<size_t>(total_px));
 

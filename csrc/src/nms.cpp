@@ -1,5 +1,7 @@
 #include <algorithm>
+#include <limits>
 #include <numeric>
+#include <string>
 
 #include "edgeseg/core.hpp"
 
@@ -24,16 +26,29 @@ bool overlaps(const KeptBox& a, const float* b, double b_area, float iou) {
   return uni > 0.0 && static_cast<float>(inter / uni) > iou;
 }
 
-void check_nms_args(float iou, int64_t max_det) {
+void check_nms_args(const float* boxes, const int32_t* classes, int64_t n, float iou,
+                    int64_t max_det, bool agnostic) {
   if (!(iou >= 0.f && iou <= 1.f)) throw InvalidArgument("iou must be in [0, 1]");
   if (max_det < 0) throw InvalidArgument("max_det must be >= 0");
+  // 4 * n is the box array's length.
+  if (n < 0 || n > std::numeric_limits<int64_t>::max() / 4)
+    throw InvalidArgument("number of boxes must be in [0, 2^61), got " + std::to_string(n));
+  if (n > 0 && (boxes == nullptr || (!agnostic && classes == nullptr)))
+    throw InvalidArgument("boxes or class ids are null");
 }
 
 }  // namespace
 
 std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, const int64_t* order,
                                  int64_t n, float iou, int64_t max_det, bool agnostic) {
-  check_nms_args(iou, max_det);
+  check_nms_args(boxes, classes, n, iou, max_det, agnostic);
+  if (n > 0 && order == nullptr) throw InvalidArgument("candidate order is null");
+  // `order` indexes the boxes: an index outside [0, n) would read past them.
+  for (int64_t k = 0; k < n; ++k) {
+    if (order[k] < 0 || order[k] >= n)
+      throw InvalidArgument("candidate order has index " + std::to_string(order[k]) +
+                            " outside [0, " + std::to_string(n) + ")");
+  }
   std::vector<int64_t> keep;
   if (n == 0 || max_det == 0) return keep;
   // Kept boxes grouped by class: a candidate only meets the boxes it can suppress it. Groups are
@@ -70,8 +85,8 @@ std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, con
 
 std::vector<int64_t> nms(const float* boxes, const float* scores, const int32_t* classes, int64_t n,
                          float iou, int64_t max_det, bool agnostic) {
-  check_nms_args(iou, max_det);
-  if (n < 0) throw InvalidArgument("number of boxes must be >= 0");
+  check_nms_args(boxes, classes, n, iou, max_det, agnostic);
+  if (n > 0 && scores == nullptr) throw InvalidArgument("scores are null");
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),

@@ -1,3 +1,5 @@
+#include <string>
+
 #include "edgeseg/core.hpp"
 
 namespace edgeseg {
@@ -30,10 +32,14 @@ class RunBuilder {
 std::vector<uint32_t> rle_counts(const uint8_t* crop, int64_t x0, int64_t y0, int64_t w, int64_t h,
                                  int64_t image_h, int64_t image_w) {
   if (image_h <= 0 || image_w <= 0) throw InvalidArgument("image size must be positive");
-  if (x0 < 0 || y0 < 0 || w < 0 || h < 0 || x0 + w > image_w || y0 + h > image_h)
+  // Written as differences: x0 + w and image_h * image_w can overflow int64 (a wrapped product
+  // once let 2^32 x 2^32 images through, with wrong counts).
+  if (x0 < 0 || y0 < 0 || w < 0 || h < 0 || w > image_w - x0 || h > image_h - y0)
     throw InvalidArgument("mask crop lies outside the image");
-  if (image_h * image_w > int64_t{0xFFFFFFFF})
-    throw InvalidArgument("image too large for 32-bit COCO RLE counts");
+  if (image_h > int64_t{0xFFFFFFFF} / image_w)
+    throw InvalidArgument("image too large for 32-bit COCO RLE counts (" + std::to_string(image_h) +
+                          "x" + std::to_string(image_w) + ")");
+  if (w > 0 && h > 0 && crop == nullptr) throw InvalidArgument("mask crop is null");
   RunBuilder runs;
   runs.push(0, x0 * image_h);
   const int64_t row_bytes = (w + 7) / 8;

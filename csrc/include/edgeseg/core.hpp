@@ -2,7 +2,10 @@
 //
 // Nothing here knows about Python. Every function validates its arguments and throws
 // edgeseg::InvalidArgument with a message meant for the end user; the bindings turn that into
-// a Python ValueError.
+// a Python ValueError. Validation happens once at each entry point, before any arithmetic on
+// caller-given sizes (which is done without overflow), so the inner loops need no checks. Limits
+// that follow from the result types: image, model-input and prototype sides and num_classes are
+// at most 2^31 - 1 (crops are int32 rects, class ids int32).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +22,8 @@ struct InvalidArgument : std::invalid_argument {
 enum class DType : uint8_t { kFloat32, kInt8, kUInt8 };
 
 // Affine quantization of a tensor: real = (q - zero_point) * scale. Identity for float tensors.
+// Entry points require zero_point within the data type's range (so q - zero_point cannot overflow
+// int) and a positive scale with 255 * scale finite (so no real value is inf or NaN).
 struct Quant {
   float scale = 1.f;
   int32_t zero_point = 0;
@@ -103,7 +108,8 @@ Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const Decode
 std::vector<int64_t> nms(const float* boxes, const float* scores, const int32_t* classes, int64_t n,
                          float iou, int64_t max_det, bool agnostic);
 
-// Greedy NMS over candidates already ordered by descending score: `order` lists them.
+// Greedy NMS over candidates already ordered by descending score: `order` lists them, n indices
+// into boxes/classes, each in [0, n).
 std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, const int64_t* order,
                                  int64_t n, float iou, int64_t max_det, bool agnostic);
 
