@@ -33,11 +33,6 @@ warnings.simplefilter("ignore")
 OPEN_FINDINGS: dict[str, str] = {
     "F4": "assemble_masks: the axis plans span the whole image (20 bytes a row and column) whatever the boxes: "
     "a 4-pixel mask in a 1 x 2**28 image takes 5 GB, 1 x (2**31 - 1) raises MemoryError(std::bad_alloc)",
-    "F5": "unletterbox_boxes: NaN boxes pass through (NaN out) instead of ValueError, as every other entry point "
-    "raises for non-finite boxes",
-    "F9": "assemble_masks: huge prototype arrays (zero-stride views) are not rejected: sides of 2**26 and more "
-    "raise RuntimeError('mask resampling needs too many taps'); prototypes far larger than the image allocate "
-    "the logit window in prototype pixels (MemoryError: std::bad_alloc at 2**20 x 2**20)",
 }
 CHECK_KNOWN = os.environ.get("EDGESEG_FUZZ_KNOWN", "") == "check"
 DEBUG = os.environ.get("EDGESEG_FUZZ_DEBUG", "") == "1"

@@ -546,3 +546,24 @@ def test_unavailable_provider_falls_back_to_cpu(
     assert ("CUDAExecutionProvider" if provider == "cuda" else provider) in text
     assert model.runtime.providers == ["CPUExecutionProvider"]
     assert len(model(image_path)) > 0
+
+
+def test_decode_scores_above_one_are_an_error() -> None:
+    # Logits where probabilities belong (a graph without its sigmoid) used to pass every threshold.
+    pred = _raw_prediction()
+    pred[4, 7] = 6.5
+    with pytest.raises(ValueError, match="class scores above 1"):
+        _decode(pred)
+    rows = _e2e_rows()
+    rows[1, 4] = 3.0
+    with pytest.raises(ValueError, match="class scores above 1"):
+        _core.decode_yolo_e2e(rows, NC, 0.25, 300)
+    pred[4, 7] = 1.0  # a saturated sigmoid is fine
+    assert len(_decode(pred)[1]) >= 1
+
+
+def test_decode_e2e_fractional_class_id_is_an_error() -> None:
+    rows = _e2e_rows()
+    rows[2, 5] = 1.5
+    with pytest.raises(ValueError, match="not a whole number"):
+        _core.decode_yolo_e2e(rows, NC, 0.25, 300)

@@ -227,6 +227,18 @@ std::vector<Candidate> candidates(const View2D& pred, int64_t num_classes,
   return cand;
 }
 
+// Scores are probabilities (the graph ends in a sigmoid): a score above 1 means logits or a wrong
+// output, which would otherwise pass every threshold silently. Quantized scores may round up by up
+// to one step.
+void check_score(float score, const Quant& quant, bool quantized) {
+  const float limit = 1.0f + (quantized ? std::max(quant.scale, 1e-3f) : 1e-3f);
+  if (score > limit)
+    throw InvalidArgument(
+        "model output has class scores above 1 (up to " + std::to_string(score) +
+        "); edgeseg expects probabilities: is the sigmoid missing from the graph, "
+        "or is this output not the detections?");
+}
+
 void check_finite(const float* v, int64_t n, const char* what) {
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite(v[i]))
@@ -269,6 +281,7 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
   // where the order decides which of two equal-score overlapping boxes NMS keeps.
   auto by_score = [](const Candidate& x, const Candidate& y) { return x.score > y.score; };
   std::sort(cand.begin(), cand.end(), by_score);
+  if (!cand.empty()) check_score(cand[0].score, pred.quant, pred.dtype != DType::kFloat32);
   if (static_cast<int64_t>(cand.size()) > opt.pre_nms_topk) {
     cand.resize(static_cast<size_t>(opt.pre_nms_topk));
     std::sort(cand.begin(), cand.end(), by_score);  // the reference sorts the kept ones again
@@ -330,6 +343,7 @@ Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const Decode
       throw InvalidArgument(
           "model output has NaN or infinite scores; the model or its quantization is broken");
     if (!(score > opt.conf)) continue;
+    check_score(score, rows.quant, rows.dtype != DType::kFloat32);
     const float cls_f = rows.at(r, 5);
     // Range-check the float before converting: a huge value must not wrap into a valid id.
     const bool in_range = cls_f > -0.5f && cls_f < static_cast<float>(num_classes) - 0.5f;
@@ -337,6 +351,11 @@ Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const Decode
     if (cls < 0 || cls >= num_classes)
       throw InvalidArgument("end-to-end prediction has class id " + std::to_string(cls_f) +
                             " outside [0, " + std::to_string(num_classes) + ")");
+    // Float class ids are whole numbers; a fraction means this column is not the class (quantized
+    // ones dequantize to near-whole values and are rounded).
+    if (rows.dtype == DType::kFloat32 && std::fabs(cls_f - static_cast<float>(cls)) > 1e-3f)
+      throw InvalidArgument("end-to-end prediction has class id " + std::to_string(cls_f) +
+                            ", not a whole number: is this output x1 y1 x2 y2 score class ...?");
     if (!allowed(opt, cls)) continue;
     for (int c = 0; c < 4; ++c)
       out.boxes.push_back(rows.at(r, c) * (c % 2 == 0 ? opt.box_scale_x : opt.box_scale_y));

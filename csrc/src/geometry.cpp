@@ -46,6 +46,10 @@ void unletterbox_boxes(float* boxes, int64_t n, const Letterbox& lb) {
   const float gain_y = static_cast<float>(static_cast<double>(lb.new_h) / lb.src_h);
   const float px = static_cast<float>(lb.pad_left), py = static_cast<float>(lb.pad_top);
   const float w = static_cast<float>(lb.src_w), h = static_cast<float>(lb.src_h);
+  // Checked before any box is changed: std::clamp would pass NaN through as a box coordinate.
+  for (int64_t i = 0; i < 4 * n; ++i) {
+    if (!std::isfinite(boxes[i])) throw InvalidArgument("boxes contain NaN or infinity");
+  }
   for (int64_t i = 0; i < n; ++i) {
     float* b = boxes + 4 * i;
     b[0] = std::clamp((b[0] - px) / gain_x, 0.f, w);

@@ -407,6 +407,12 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
   if (p.height > detail::kMaxSide || p.width > detail::kMaxSide)
     throw InvalidArgument("prototypes are too large (" + std::to_string(p.height) + "x" +
                           std::to_string(p.width) + ")");
+  // No model has prototype maps near this (YOLO's are a quarter of the input: 160 at 640), and
+  // larger ones make the float32 resampling positions lose whole pixels and the logit window huge.
+  if (p.height > kMaxPrototypeSide || p.width > kMaxPrototypeSide)
+    throw InvalidArgument("prototypes of " + std::to_string(p.height) + "x" +
+                          std::to_string(p.width) + " are larger than any model's (at most " +
+                          std::to_string(kMaxPrototypeSide) + " a side)");
   detail::check_extent("prototypes", {p.channels, p.height, p.width},
                        {p.stride_c, p.stride_y, p.stride_x});
   detail::check_quant(p.dtype, p.quant, "prototypes");

@@ -143,6 +143,9 @@ struct Masks {
   std::vector<float> probs;           // row-major crops of probabilities (soft masks only)
 };
 
+// Largest prototype map side assemble_masks accepts (YOLO's are a quarter of the input: 160 at 640).
+constexpr int64_t kMaxPrototypeSide = int64_t{1} << 12;
+
 // coefficients (N x C) x prototypes (C x h x w) for the given detections only, thresholded at
 // logit 0, with the letterbox undone and the result upsampled to source pixels inside each box.
 // `boxes` are in source pixels (after unletterbox_boxes); `input_h/w` is the model input size.
