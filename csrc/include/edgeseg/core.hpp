@@ -143,7 +143,8 @@ struct Masks {
   std::vector<float> probs;           // row-major crops of probabilities (soft masks only)
 };
 
-// Largest prototype map side assemble_masks accepts (YOLO's are a quarter of the input: 160 at 640).
+// Largest prototype map side assemble_masks accepts (YOLO's are a quarter of the input: 160 at
+// 640).
 constexpr int64_t kMaxPrototypeSide = int64_t{1} << 12;
 
 // coefficients (N x C) x prototypes (C x h x w) for the given detections only, thresholded at
