@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import subprocess
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,3 +33,28 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
+def git_state(root: Path) -> dict[str, Any]:
+    """The checkout's commit and its uncommitted changes under src/ and csrc/ (what edgeseg may have been built
+    from); empty outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        status = subprocess.run(["git", "status", "--porcelain", "--", "src", "csrc"], cwd=root, capture_output=True,
+                                text=True)  # fmt: skip
+    except OSError:
+        return {}
+    if head.returncode != 0:
+        return {}
+    return {"commit": head.stdout.strip(), "uncommitted": [line[3:] for line in status.stdout.splitlines()]}
+
+
+def versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of the named distributions (the ones not installed are left out)."""
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out

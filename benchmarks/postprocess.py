@@ -22,7 +22,6 @@ agreement, memory and the memory floor. Run it in the peer environment (``../sha
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -42,7 +41,9 @@ from edgeseg.io import list_images, read_image
 from edgeseg.preprocess import letterbox, to_input
 from edgeseg.spec import ModelSpec
 
-from common import box_iou, median_ms
+from common import box_iou, git_state, median_ms, versions
+
+PEER_PACKAGES = ("edgeseg", "numpy", "onnxruntime", "ai-edge-litert", "edgefirst-hal", "ultralytics", "torch")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -681,33 +682,6 @@ def _plot(result: dict[str, Any], plot_dir: Path) -> list[Path]:
     return written
 
 
-def _git_state() -> dict[str, Any]:
-    """The checkout's commit and its uncommitted changes under src/ and csrc/ (what edgeseg may have been built
-    from); empty outside a git checkout."""
-    import subprocess
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        status = subprocess.run(["git", "status", "--porcelain", "--", "src", "csrc"], cwd=ROOT, capture_output=True,
-                                text=True)  # fmt: skip
-    except OSError:
-        return {}
-    if head.returncode != 0:
-        return {}
-    return {"commit": head.stdout.strip(), "uncommitted": [line[3:] for line in status.stdout.splitlines()]}
-
-
-def _versions() -> dict[str, str]:
-    """Installed versions of the packages the sweep uses."""
-    from importlib import metadata
-
-    out = {}
-    for name in ("edgeseg", "numpy", "onnxruntime", "ai-edge-litert", "edgefirst-hal", "ultralytics", "torch"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[name] = metadata.version(name)
-    return out
-
-
 def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``--sweep`` options."""
     g = parser.add_argument_group("sweep (--sweep; run in the peer environment to include the peers)")
@@ -744,7 +718,7 @@ def sweep(args: argparse.Namespace) -> int:
     import peers
 
     started = time.perf_counter()
-    git = _git_state()  # now: the checkout may change while the sweep runs
+    git = git_state(ROOT)  # now: the checkout may change while the sweep runs
     repeats = args.repeats or 3
     args.repeats = repeats
     limit = 20 if args.limit is None else args.limit
@@ -824,7 +798,7 @@ def sweep(args: argparse.Namespace) -> int:
         "models": {k.name: k.path.name for k in kinds},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "python": sys.version.split()[0],
-        "versions": _versions(),
+        "versions": versions(PEER_PACKAGES),
         "git": git,
         "threads": {"torch": torch_threads, "RAYON_NUM_THREADS": os.environ.get("RAYON_NUM_THREADS")},
         "command": " ".join(sys.argv),

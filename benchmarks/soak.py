@@ -24,7 +24,6 @@ result of the same image and settings.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -43,6 +42,8 @@ import edgeseg
 from edgeseg._core import Letterbox
 from edgeseg.heads import Instances, PostprocessOptions
 from edgeseg.io import list_images, read_image
+
+from common import git_state, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -219,31 +220,6 @@ def concurrency(
     return out
 
 
-def _git_state() -> dict[str, Any]:
-    """The checkout's commit and uncommitted changes under src/ and csrc/ (what edgeseg was built from)."""
-    import subprocess
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        status = subprocess.run(["git", "status", "--porcelain", "--", "src", "csrc"], cwd=ROOT, capture_output=True,
-                                text=True)  # fmt: skip
-    except OSError:
-        return {}
-    if head.returncode != 0:
-        return {}
-    return {"commit": head.stdout.strip(), "uncommitted": [line[3:] for line in status.stdout.splitlines()]}
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for name in ("edgeseg", "numpy", "onnxruntime", "opencv-python-headless"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[name] = metadata.version(name)
-    return out
-
-
 def markdown(result: dict[str, Any]) -> str:
     """The RESULTS.md tables."""
     s, c = result["soak"], result["concurrency"]
@@ -288,7 +264,7 @@ def main() -> int:
     head_calls = args.head_calls or (800 if args.quick else 4000)
 
     started = time.perf_counter()
-    git = _git_state()
+    git = git_state(ROOT)
     model = edgeseg.load(args.model)
     paths = list_images(args.images)[: args.limit]
     runs = load_runs(model, paths)
@@ -312,7 +288,7 @@ def main() -> int:
         "concurrency": conc,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "python": sys.version.split()[0],
-        "versions": _versions(),
+        "versions": versions(("edgeseg", "numpy", "onnxruntime", "opencv-python-headless")),
         "git": git,
         "command": " ".join(["python", *sys.argv]),
         "wall_s": round(time.perf_counter() - started, 1),
