@@ -16,6 +16,7 @@ from typing import Any, Callable, TypeVar
 
 import atheris
 import numpy as np
+from findings import OPEN_FINDINGS
 
 T = TypeVar("T")
 
@@ -23,17 +24,8 @@ T = TypeVar("T")
 np.seterr(all="ignore")
 warnings.simplefilter("ignore")
 
-# ---------------------------------------------------------------------------------------------------
-# Open findings. A harness skips the inputs that trigger one of these (so a CI run looks for *new*
-# problems instead of stopping on a known one within seconds). Each has a reproducer and a regression
-# test in tests/test_fuzz_regressions.py; once the core is fixed there, delete the entry here (and
-# in OPEN there). EDGESEG_FUZZ_KNOWN=check makes the harnesses exercise them anyway. Fixed since they
-# were found (the harnesses exercise them again): F1, F2, F3, F6, F7, F8, F10.
-# ---------------------------------------------------------------------------------------------------
-OPEN_FINDINGS: dict[str, str] = {
-    "F4": "assemble_masks: the axis plans span the whole image (20 bytes a row and column) whatever the boxes: "
-    "a 4-pixel mask in a 1 x 2**28 image takes 5 GB, 1 x (2**31 - 1) raises MemoryError(std::bad_alloc)",
-}
+# Open findings (fuzz/findings.py): a harness skips the inputs that trigger one, so a CI run looks for
+# *new* problems instead of stopping on a known one within seconds.
 CHECK_KNOWN = os.environ.get("EDGESEG_FUZZ_KNOWN", "") == "check"
 DEBUG = os.environ.get("EDGESEG_FUZZ_DEBUG", "") == "1"
 

@@ -6,8 +6,8 @@ that crash the interpreter or allocate without bound run in a subprocess (under 
 cap where that keeps a machine safe), so an open finding fails its test instead of killing pytest.
 
 A finding still open in the core or the Python code is marked ``xfail(strict=True)`` through
-``OPEN_FINDINGS`` (fuzz/fuzzlib.py): when a fix lands the test XPASSes, which fails the run until the entry is deleted
-(then the test guards the fix). Keep ``OPEN_FINDINGS`` in fuzz/fuzzlib.py in step: the harnesses
+``OPEN_FINDINGS`` (fuzz/findings.py): when a fix lands the test XPASSes, which fails the run until the entry is deleted
+(then the test guards the fix). Keep ``OPEN_FINDINGS`` in fuzz/findings.py in step: the harnesses
 step around open findings so CI fuzzing looks for new ones.
 """
 
@@ -28,9 +28,9 @@ from edgeseg import ModelError, _core
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "fuzz"))
-from fuzzlib import OPEN_FINDINGS  # noqa: E402
+from findings import OPEN_FINDINGS  # noqa: E402
 
-# Findings not fixed yet (strict xfail): fuzz/fuzzlib.py's OPEN_FINDINGS, which the harnesses step around.
+# Findings not fixed yet (strict xfail): fuzz/findings.py's OPEN_FINDINGS, which the harnesses step around.
 # Delete an entry there when its fix lands. Fixed since they were found (the tests below guard them): F1, F2,
 # F3, F5-F15, and F4's sizes beyond int32.
 OPEN = OPEN_FINDINGS
