@@ -35,19 +35,28 @@ void linear_source(float scale, int64_t o, int64_t in_len, int64_t* i0, int64_t*
   *w1 = std::clamp(src - static_cast<float>(*i0), 0.f, 1.f);
 }
 
+// Output indices [origin, origin + start.size()) of one axis: only the span the boxes cover, so
+// memory follows the boxes, not the image (a 1 x 2^28 image needs no 5 GB of plans for a tiny box).
 struct AxisPlan {
+  int64_t origin = 0;
   std::vector<int32_t> start;  // first prototype index feeding each output index
   std::vector<float> weight;   // kTaps weights per output index, zero-padded
+  int32_t start_at(int64_t o) const { return start[static_cast<size_t>(o - origin)]; }
+  const int32_t* starts_from(int64_t o) const { return start.data() + (o - origin); }
+  const float* weights_at(int64_t o) const { return weight.data() + (o - origin) * kTaps; }
 };
 
-// Output index o of `out_len` <- crop [lo, hi) of the f-times upsampled axis <- prototype axis.
-AxisPlan make_axis_plan(int64_t proto_len, int64_t f, int64_t lo, int64_t hi, int64_t out_len) {
+// Output index o in [o_begin, o_end) of `out_len` <- crop [lo, hi) of the f-times upsampled axis
+// <- prototype axis. Each index depends on o alone, so any sub-span gives the same entries.
+AxisPlan make_axis_plan(int64_t proto_len, int64_t f, int64_t lo, int64_t hi, int64_t out_len,
+                        int64_t o_begin, int64_t o_end) {
   AxisPlan plan;
-  plan.start.resize(static_cast<size_t>(out_len));
-  plan.weight.assign(static_cast<size_t>(out_len * kTaps), 0.f);
+  plan.origin = o_begin;
+  plan.start.resize(static_cast<size_t>(o_end - o_begin));
+  plan.weight.assign(static_cast<size_t>((o_end - o_begin) * kTaps), 0.f);
   const float scale2 = static_cast<float>(hi - lo) / static_cast<float>(out_len);
   const float scale1 = 1.f / static_cast<float>(f);
-  for (int64_t o = 0; o < out_len; ++o) {
+  for (int64_t o = o_begin; o < o_end; ++o) {
     int64_t j[2];
     float wj1;
     linear_source(scale2, o, hi - lo, &j[0], &j[1], &wj1);
@@ -70,10 +79,10 @@ AxisPlan make_axis_plan(int64_t proto_len, int64_t f, int64_t lo, int64_t hi, in
       }
     }
     const int64_t first = *std::min_element(idx, idx + n);
-    plan.start[o] = static_cast<int32_t>(first);
+    plan.start[static_cast<size_t>(o - o_begin)] = static_cast<int32_t>(first);
     for (int t = 0; t < n; ++t) {
       if (idx[t] - first >= kTaps) throw std::logic_error("mask resampling needs too many taps");
-      plan.weight[o * kTaps + (idx[t] - first)] += w[t];
+      plan.weight[static_cast<size_t>((o - o_begin) * kTaps + (idx[t] - first))] += w[t];
     }
   }
   return plan;
@@ -109,9 +118,9 @@ MaskGeometry mask_geometry(int64_t ph, int64_t pw, int64_t stride, int64_t h, in
 
 // Prototype window [lo, hi) feeding output indices [o0, o1).
 void proto_window(const AxisPlan& plan, int64_t o0, int64_t o1, int64_t* lo, int64_t* hi) {
-  *lo = plan.start[o0];
+  *lo = plan.start_at(o0);
   *hi = *lo;
-  for (int64_t o = o0; o < o1; ++o) *hi = std::max(*hi, int64_t{plan.start[o]} + kTaps);
+  for (int64_t o = o0; o < o1; ++o) *hi = std::max(*hi, int64_t{plan.start_at(o)} + kTaps);
 }
 
 struct Scratch {
@@ -296,8 +305,7 @@ EDGESEG_CLONES int64_t rasterize(const float* lg, const Window& win, const AxisP
   // each 64-column chunk.
   for (int64_t y = 0; y < win.ny; ++y) {
     float* r = rows + y * bw;
-    resample_row(lg + y * win.nx, win.lx0, px.start.data() + win.x0,
-                 px.weight.data() + win.x0 * kTaps, bw, r);
+    resample_row(lg + y * win.nx, win.lx0, px.starts_from(win.x0), px.weights_at(win.x0), bw, r);
     for (int64_t c = 0; c < chunks; ++c) {
       const auto [mn, mx] = std::minmax_element(r + c * kChunk, r + std::min(bw, (c + 1) * kChunk));
       lo_of[y * chunks + c] = *mn;
@@ -308,8 +316,8 @@ EDGESEG_CLONES int64_t rasterize(const float* lg, const Window& win, const AxisP
   const int64_t row_bytes = (bw + 7) / 8;
   int64_t area = 0;
   for (int64_t y = 0; y < win.height; ++y) {
-    const float* w = py.weight.data() + (win.y0 + y) * kTaps;
-    const int64_t r0 = py.start[win.y0 + y] - win.ly0;
+    const float* w = py.weights_at(win.y0 + y);
+    const int64_t r0 = py.start_at(win.y0 + y) - win.ly0;
     float* prow = probs == nullptr ? nullptr : probs + y * bw;
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t c0 = c * kChunk, c1 = std::min(bw, c0 + kChunk);
@@ -437,7 +445,7 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
     if (!std::isfinite(boxes[i])) throw InvalidArgument("boxes contain NaN or infinity");
   }
 
-  // Size the output first (before the O(image size) axis plans): the packed sizes of the boxes.
+  // Size the output first (before the axis plans): the packed sizes of the boxes.
   // One crop fits easily (sides < 2^31), but the sum over many boxes of a huge image can overflow:
   // checked, as a wrapped total would size the buffers too small for what is written into them.
   int64_t total = 0, total_px = 0;
@@ -451,9 +459,21 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
                             " boxes are too large to allocate");
   }
 
+  // The plans cover the span of all non-empty boxes along each axis.
+  int64_t span_x0 = src_w, span_x1 = 0, span_y0 = src_h, span_y1 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t* r = rect.data() + 4 * i;
+    if (r[1] <= r[0] || r[3] <= r[2]) continue;
+    span_x0 = std::min(span_x0, r[0]);
+    span_x1 = std::max(span_x1, r[1]);
+    span_y0 = std::min(span_y0, r[2]);
+    span_y1 = std::max(span_y1, r[3]);
+  }
+  if (span_x1 <= span_x0 || span_y1 <= span_y0) span_x0 = span_x1 = span_y0 = span_y1 = 0;
+
   const MaskGeometry g = mask_geometry(p.height, p.width, input_h / p.height, src_h, src_w);
-  const AxisPlan plan_x = make_axis_plan(p.width, g.f, g.left, g.right, src_w);
-  const AxisPlan plan_y = make_axis_plan(p.height, g.f, g.top, g.bottom, src_h);
+  const AxisPlan plan_x = make_axis_plan(p.width, g.f, g.left, g.right, src_w, span_x0, span_x1);
+  const AxisPlan plan_y = make_axis_plan(p.height, g.f, g.top, g.bottom, src_h, span_y0, span_y1);
 
   Masks m;
   m.offsets.push_back(0);
