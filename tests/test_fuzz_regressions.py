@@ -32,7 +32,7 @@ from findings import OPEN_FINDINGS  # noqa: E402
 
 # Findings not fixed yet (strict xfail): fuzz/findings.py's OPEN_FINDINGS, which the harnesses step around.
 # Delete an entry there when its fix lands. Fixed since they were found (the tests below guard them): F1, F2,
-# F3, F4 (plans follow the boxes' span), F5-F15.
+# F3, F4 (plans follow the boxes' span), F5-F16.
 OPEN = OPEN_FINDINGS
 
 
@@ -399,6 +399,17 @@ def test_f15_metadata_that_is_not_utf8_is_a_model_error(tmp_path: Path) -> None:
     custom_metadata_map (a ValueError, but not a ModelError naming the file). fuzz_load."""
     path = tiny_model(tmp_path, metadata={"names": "{0: 'a', 1: 'b'}", "task": "segment", "author": "XXXX"})
     path.write_bytes(path.read_bytes().replace(b"XXXX", b"\xc0\xc0\xc0\xc0"))
+    with pytest.raises(ModelError, match=path.name):
+        edgeseg.load(path)
+
+
+def test_f16_dimension_name_that_is_not_utf8_is_a_model_error(tmp_path: Path) -> None:
+    """Guards F16: a dynamic dimension whose name is not UTF-8 raised a bare UnicodeDecodeError from
+    onnxruntime's get_inputs() (found by CI's 60 s run of fuzz_load)."""
+    path = tiny_model(tmp_path, height=64, width=None, anchors=16)
+    data = path.read_bytes()
+    assert b"width" in data
+    path.write_bytes(data.replace(b"width", b"w\x9cdth"))
     with pytest.raises(ModelError, match=path.name):
         edgeseg.load(path)
 

@@ -106,8 +106,11 @@ class OnnxRuntime:
         chosen = resolve_providers(providers, ort.get_available_providers())
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=chosen)
-            # Read here, inside the guard: a metadata value that is not UTF-8 fails in the bindings.
+            # Read here, inside the guard: a metadata value or a dimension name that is not UTF-8 fails
+            # in the bindings (UnicodeDecodeError).
             self._metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+            self._inputs = [_info(t) for t in self._session.get_inputs()]
+            self._outputs = [_info(t) for t in self._session.get_outputs()]
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelError(
                 f"{path}: ONNX Runtime cannot load this file ({type(exc).__name__}: {str(exc).strip()[:300]}). "
@@ -115,8 +118,6 @@ class OnnxRuntime:
             ) from exc
         self._path = path
         self._threads = threads
-        self._inputs = [_info(t) for t in self._session.get_inputs()]
-        self._outputs = [_info(t) for t in self._session.get_outputs()]
 
     @property
     def inputs(self) -> list[TensorInfo]:
