@@ -391,6 +391,269 @@ std::vector<py::bytes> rle_encode(const py::object& bits_obj, const py::object& 
 
 }  // namespace
 
+// ==== Tracking (edgeseg/track.hpp) ==============================================================
+// The core Tracker behind edgeseg.track.Tracker, linear_assignment and mask_iou. Same conventions
+// as above: arguments arrive as py::object and are converted by the helpers, so bad values are
+// ValueErrors naming them; the GIL is released while the core runs.
+#include <mutex>
+
+#include "edgeseg/track.hpp"
+
+namespace {
+
+// The core tracker is not thread-safe; the lock turns two Python threads racing on one Tracker
+// (the GIL is released during update) into serialized calls instead of undefined behaviour.
+struct PyTracker {
+  explicit PyTracker(const edgeseg::TrackerOptions& o) : tracker(o) {}
+  edgeseg::Tracker tracker;
+  std::mutex mutex;
+};
+
+edgeseg::TrackerOptions tracker_options(const py::kwargs& kwargs) {
+  edgeseg::TrackerOptions o;
+  for (const auto& item : kwargs) {
+    const std::string key = py::str(item.first);
+    const py::handle v = item.second;
+    if (key == "high_thresh")
+      o.high_thresh = to_float(v, key);
+    else if (key == "low_thresh")
+      o.low_thresh = to_float(v, key);
+    else if (key == "new_track_thresh")
+      o.new_track_thresh = to_float(v, key);
+    else if (key == "match_iou")
+      o.match_iou = to_float(v, key);
+    else if (key == "second_match_iou")
+      o.second_match_iou = to_float(v, key);
+    else if (key == "unconfirmed_match_iou")
+      o.unconfirmed_match_iou = to_float(v, key);
+    else if (key == "lost_frames")
+      o.lost_frames = to_int64(v, key);
+    else if (key == "min_hits")
+      o.min_hits = to_int64(v, key);
+    else if (key == "use_masks")
+      o.use_masks = to_bool(v, key);
+    else if (key == "fuse_score")
+      o.fuse_score = to_bool(v, key);
+    else
+      throw InvalidArgument("unknown tracker option '" + key + "'");
+  }
+  edgeseg::check_tracker_options(o);
+  return o;
+}
+
+py::dict tracker_options_dict(const edgeseg::TrackerOptions& o) {
+  py::dict d;
+  d["high_thresh"] = o.high_thresh;
+  d["low_thresh"] = o.low_thresh;
+  d["new_track_thresh"] = o.new_track_thresh;
+  d["match_iou"] = o.match_iou;
+  d["second_match_iou"] = o.second_match_iou;
+  d["unconfirmed_match_iou"] = o.unconfirmed_match_iou;
+  d["lost_frames"] = o.lost_frames;
+  d["min_hits"] = o.min_hits;
+  d["use_masks"] = o.use_masks;
+  d["fuse_score"] = o.fuse_score;
+  return d;
+}
+
+// Crops given as (rects (N, 4) int32, offsets (N + 1,) int64, bits (B,) uint8). Rects and offsets
+// are copied (a few bytes per mask): the core reads them after its checks with the GIL released,
+// and another thread writing them in between must not turn checked offsets into wild reads.
+struct CropArgs {
+  std::vector<int32_t> rects;
+  std::vector<int64_t> offsets;
+  py::array bits;
+  edgeseg::MaskCrops crops() const {
+    edgeseg::MaskCrops c;
+    c.rects = rects.data();
+    c.offsets = offsets.data();
+    c.bits = static_cast<const uint8_t*>(bits.data());
+    c.bits_size = bits.shape(0);
+    return c;
+  }
+};
+
+CropArgs crop_args(const py::object& rects_obj, const py::object& offsets_obj,
+                   const py::object& bits_obj, int64_t n, const std::string& what) {
+  CropArgs a;
+  py::array rects = contiguous<int32_t>(rects_obj, 2, (what + " rects").c_str());
+  py::array offsets = contiguous<int64_t>(offsets_obj, 1, (what + " offsets").c_str());
+  a.bits = contiguous<uint8_t>(bits_obj, 1, (what + " bits").c_str());
+  if (rects.shape(1) != 4 || (n >= 0 && rects.shape(0) != n) ||
+      offsets.shape(0) != rects.shape(0) + 1)
+    throw InvalidArgument(what + " must have rects of shape (N, 4) and offsets of shape (N + 1,)" +
+                          (n >= 0 ? " for N = " + std::to_string(n) + " detections" : "") +
+                          ", got rects " + std::string(py::str(rects.attr("shape"))) +
+                          " and offsets " + std::string(py::str(offsets.attr("shape"))));
+  const auto* r = static_cast<const int32_t*>(rects.data());
+  const auto* o = static_cast<const int64_t*>(offsets.data());
+  a.rects.assign(r, r + 4 * rects.shape(0));
+  a.offsets.assign(o, o + offsets.shape(0));
+  return a;
+}
+
+py::tuple tracker_update(PyTracker& self, const py::object& boxes_obj, const py::object& scores_obj,
+                         const py::object& classes_obj, const py::object& rects_obj,
+                         const py::object& offsets_obj, const py::object& bits_obj,
+                         const py::object& warp_obj) {
+  py::array boxes = contiguous<float>(boxes_obj, 2, "boxes");
+  py::array scores = contiguous<float>(scores_obj, 1, "scores");
+  check_boxes(boxes);
+  const int64_t n = boxes.shape(0);
+  if (scores.shape(0) != n)
+    throw InvalidArgument("boxes and scores must have the same length, got " + std::to_string(n) +
+                          " and " + std::to_string(scores.shape(0)));
+  py::array classes;
+  const int32_t* cls = nullptr;
+  if (!classes_obj.is_none()) {
+    classes = contiguous<int32_t>(classes_obj, 1, "class_ids");
+    if (classes.shape(0) != n)
+      throw InvalidArgument("boxes and class_ids must have the same length, got " +
+                            std::to_string(n) + " and " + std::to_string(classes.shape(0)));
+    cls = static_cast<const int32_t*>(classes.data());
+  }
+  const int given = !rects_obj.is_none() + !offsets_obj.is_none() + !bits_obj.is_none();
+  if (given != 0 && given != 3)
+    throw InvalidArgument("mask_rects, mask_offsets and mask_bits go together: give all or none");
+  CropArgs crops;
+  edgeseg::MaskCrops mc;
+  if (given == 3) {
+    crops = crop_args(rects_obj, offsets_obj, bits_obj, n, "masks");
+    mc = crops.crops();
+  }
+  float warp[6];
+  if (!warp_obj.is_none()) {
+    py::array w = contiguous<float>(warp_obj, 2, "warp");
+    if (w.shape(0) != 2 || w.shape(1) != 3)
+      throw InvalidArgument("warp must have shape (2, 3), got " +
+                            std::string(py::str(w.attr("shape"))));
+    std::copy_n(static_cast<const float*>(w.data()), 6, warp);
+  }
+  // The core copies the boxes before it reads them twice; the bits are only ever read.
+  std::vector<float> box_copy(static_cast<const float*>(boxes.data()),
+                              static_cast<const float*>(boxes.data()) + 4 * n);
+  std::vector<float> score_copy(static_cast<const float*>(scores.data()),
+                                static_cast<const float*>(scores.data()) + n);
+  std::vector<int32_t> class_copy;
+  if (cls != nullptr) class_copy.assign(cls, cls + n);
+  edgeseg::TrackUpdate u;
+  {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(self.mutex);
+    u = self.tracker.update(box_copy.data(), score_copy.data(),
+                            cls != nullptr ? class_copy.data() : nullptr, n,
+                            given == 3 ? &mc : nullptr, warp_obj.is_none() ? nullptr : warp);
+  }
+  const py::ssize_t k = static_cast<py::ssize_t>(u.ids.size());
+  return py::make_tuple(to_numpy(std::move(u.ids), {k}), to_numpy(std::move(u.classes), {k}));
+}
+
+py::dict tracker_tracks(PyTracker& self) {
+  std::vector<edgeseg::TrackState> ts;
+  {
+    std::lock_guard<std::mutex> lock(self.mutex);
+    ts = self.tracker.tracks();
+  }
+  const size_t k = ts.size();
+  std::vector<int64_t> ids(k), hits(k), age(k), since(k);
+  std::vector<float> boxes(4 * k), scores(k);
+  std::vector<int32_t> classes(k);
+  std::vector<uint8_t> lost(k);
+  for (size_t i = 0; i < k; ++i) {
+    ids[i] = ts[i].id;
+    std::copy_n(ts[i].box, 4, boxes.begin() + 4 * i);
+    scores[i] = ts[i].score;
+    classes[i] = ts[i].class_id;
+    hits[i] = ts[i].hits;
+    age[i] = ts[i].age;
+    since[i] = ts[i].time_since_update;
+    lost[i] = ts[i].lost;
+  }
+  const auto n = static_cast<py::ssize_t>(k);
+  py::dict d;
+  d["ids"] = to_numpy(std::move(ids), {n});
+  d["boxes"] = to_numpy(std::move(boxes), {n, 4});
+  d["scores"] = to_numpy(std::move(scores), {n});
+  d["class_ids"] = to_numpy(std::move(classes), {n});
+  d["hits"] = to_numpy(std::move(hits), {n});
+  d["age"] = to_numpy(std::move(age), {n});
+  d["time_since_update"] = to_numpy(std::move(since), {n});
+  d["lost"] = to_numpy(std::move(lost), {n}).attr("astype")("bool");
+  return d;
+}
+
+py::array_t<int64_t> linear_assignment(const py::object& cost_obj, const py::object& max_cost) {
+  const float limit = to_float(max_cost, "max_cost");
+  py::array cost = contiguous<float>(cost_obj, 2, "cost");
+  const int64_t rows = cost.shape(0), cols = cost.shape(1);
+  std::vector<int64_t> out;
+  {
+    py::gil_scoped_release release;
+    out = edgeseg::linear_assignment(static_cast<const float*>(cost.data()), rows, cols, limit);
+  }
+  return to_numpy(std::move(out), {static_cast<py::ssize_t>(rows)});
+}
+
+py::array_t<double> mask_iou(const py::object& ra, const py::object& oa, const py::object& ba,
+                             const py::object& rb, const py::object& ob, const py::object& bb,
+                             const py::object& shifts_obj) {
+  CropArgs a = crop_args(ra, oa, ba, -1, "first masks");
+  CropArgs b = crop_args(rb, ob, bb, -1, "second masks");
+  const auto na = static_cast<int64_t>(a.rects.size() / 4);
+  const auto nb = static_cast<int64_t>(b.rects.size() / 4);
+  std::vector<int64_t> shifts;
+  if (!shifts_obj.is_none()) {
+    py::array s = contiguous<int64_t>(shifts_obj, 2, "shifts");
+    if (s.shape(0) != na || s.shape(1) != 2)
+      throw InvalidArgument("shifts must have shape (" + std::to_string(na) + ", 2), got " +
+                            std::string(py::str(s.attr("shape"))));
+    const auto* p = static_cast<const int64_t*>(s.data());
+    shifts.assign(p, p + 2 * na);
+  }
+  const edgeseg::MaskCrops ca = a.crops(), cb = b.crops();
+  std::vector<double> out;
+  {
+    py::gil_scoped_release release;
+    out = edgeseg::mask_iou(ca, na, cb, nb, shifts_obj.is_none() ? nullptr : shifts.data());
+  }
+  return to_numpy(std::move(out), {static_cast<py::ssize_t>(na), static_cast<py::ssize_t>(nb)});
+}
+
+void bind_tracker(py::module_& m) {
+  py::class_<PyTracker>(m, "Tracker",
+                        "ByteTrack-style tracker of the C++ core (see edgeseg.track.Tracker). "
+                        "Options as keywords; not meant to be shared between threads.")
+      .def(py::init([](const py::kwargs& kw) { return new PyTracker(tracker_options(kw)); }))
+      .def("update", &tracker_update, py::arg("boxes"), py::arg("scores"),
+           py::arg("class_ids") = py::none(), py::arg("mask_rects") = py::none(),
+           py::arg("mask_offsets") = py::none(), py::arg("mask_bits") = py::none(),
+           py::arg("warp") = py::none(),
+           "One frame: returns (track ids int64 (N,), voted classes int32 (N,)), -1 where "
+           "a detection is in no confirmed track.")
+      .def("tracks", &tracker_tracks, "Confirmed tracks (tracked and lost) as a dict of arrays.")
+      .def("reset",
+           [](PyTracker& self) {
+             std::lock_guard<std::mutex> lock(self.mutex);
+             self.tracker.reset();
+           })
+      .def_property_readonly("frame",
+                             [](PyTracker& self) {
+                               std::lock_guard<std::mutex> lock(self.mutex);
+                               return self.tracker.frame();
+                             })
+      .def_property_readonly(
+          "options", [](PyTracker& self) { return tracker_options_dict(self.tracker.options()); });
+  m.def("linear_assignment", &linear_assignment, py::arg("cost"), py::arg("max_cost"),
+        "Per row the column matched at minimum total cost, or -1; pairs costing more than "
+        "max_cost are never matched.");
+  m.def("mask_iou", &mask_iou, py::arg("rects_a"), py::arg("offsets_a"), py::arg("bits_a"),
+        py::arg("rects_b"), py::arg("offsets_b"), py::arg("bits_b"), py::arg("shifts") = py::none(),
+        "IoU of every pair of two sets of bit-packed crops, the first set moved by shifts.");
+}
+// ==== end of Tracking ===========================================================================
+
+}  // namespace
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "edgeseg C++ core: decoding, NMS, box-cropped masks and RLE over numpy buffers";
   py::register_local_exception<InvalidArgument>(m, "CoreValueError", PyExc_ValueError);
@@ -434,4 +697,5 @@ PYBIND11_MODULE(_core, m) {
         py::arg("drop_empty") = true, py::arg("quant") = py::none());
   m.def("rle_encode", &rle_encode, py::arg("bits"), py::arg("offsets"), py::arg("rects"),
         py::arg("image_hw"));
+  bind_tracker(m);  // Tracking
 }

@@ -1,11 +1,11 @@
-"""The ``edgeseg`` command line: predict, demo, eval, bench, quantize, info, models, fetch, synth and train."""
+"""The ``edgeseg`` command line: predict, track, demo, eval, bench, quantize, info, models, fetch, synth, synth-video
+and train."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -13,52 +13,23 @@ from pathlib import Path
 
 import numpy as np
 
+from .cliargs import (
+    add_detection_options,
+    add_model_options,
+    add_scene_size,
+    detection_kwargs,
+    load_model,
+    make_output_dir,
+    refuse_overwriting_sources,
+    shown,
+)
 from .errors import ImageError
 from .io import IMAGE_SUFFIXES, list_images, read_image, write_atomic, write_image
-from .model import Model, load
+from .model import load
+from .sources import is_video_file
 from .train.config import TrainConfig
+from .videocli import add_parsers as add_video_parsers
 from .zoo import DEFAULT_MODEL
-
-MODEL_HELP = (
-    "model file (.onnx: an Ultralytics YOLOv8/YOLO11-seg export; .tflite), or a model name from "
-    "`edgeseg models` or an http(s) URL, resolved through the download cache"
-)
-
-
-def _add_model_options(p: argparse.ArgumentParser, positional: bool = True) -> None:
-    if positional:
-        p.add_argument("model", help=MODEL_HELP)
-    else:
-        p.add_argument("-m", "--model", default=None, help=f"{MODEL_HELP}. Default: the bundled {DEFAULT_MODEL} model")
-    p.add_argument(
-        "--providers",
-        default=None,
-        help="ONNX Runtime execution providers in priority order, comma-separated "
-        "(cpu, cuda, tensorrt, openvino, xnnpack, acl); unavailable ones are skipped. Default: cpu",
-    )
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: one per core)")
-    p.add_argument("--imgsz", type=int, default=None, help="input size for dynamic-size models (default: the model's)")
-    p.add_argument(
-        "--square",
-        action="store_true",
-        help="dynamic-size models: letterbox to the full imgsz square instead of the smallest stride multiple",
-    )
-
-
-def _add_scene_size(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--width", type=int, default=512, help="scene width in pixels (default 512)")
-    p.add_argument("--height", type=int, default=384, help="scene height in pixels (default 384)")
-
-
-def _load(args: argparse.Namespace) -> Model:
-    providers = args.providers.split(",") if args.providers else None
-    return load(args.model, providers=providers, threads=args.threads, imgsz=args.imgsz, rect=not args.square)
-
-
-def _parse_classes(text: str | None) -> list | None:
-    if not text:
-        return None
-    return [int(c) if c.strip().isdigit() else c.strip() for c in text.split(",")]
 
 
 def _image_id(path: Path, index: int) -> int:
@@ -74,7 +45,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         args.model = args.inputs[0]
     args.model = args.model or DEFAULT_MODEL
     source = Path(args.inputs[-1])
-    model = _load(args)
+    model = load_model(args)
+    if source.is_file() and is_video_file(source):
+        from .videocli import predict_video
+
+        return predict_video(model, args, source)
     if source.is_dir():
         paths = list_images(source)
         if not paths:
@@ -87,9 +62,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     outputs = ([] if args.no_images else [out_dir / p.name for p in paths]) + (
         [out_dir / "predictions.json"] if args.save_json else []
     )
-    _refuse_overwriting_sources(paths, outputs)
+    refuse_overwriting_sources(paths, outputs)
     make_output_dir(out_dir)
-    classes = _parse_classes(args.classes)
+    detection = detection_kwargs(args)
 
     from tqdm import tqdm
 
@@ -107,9 +82,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             failed.append((path, str(exc)))  # one bad file never costs the rest of the batch
             progress.write(f"edgeseg: skipped {exc}", file=sys.stderr)
             continue
-        result = model(
-            image, conf=args.conf, iou=args.iou, max_det=args.max_det, classes=classes, agnostic=args.agnostic
-        )
+        result = model(image, **detection)
         counts.update(result.labels)
         for stage, ms in result.timings.items():
             stages[stage].append(ms)
@@ -118,7 +91,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.save_json:
             coco.extend(result.to_coco(_image_id(path, index)))
         if len(paths) == 1 and not args.quiet:
-            print(f"{_shown(path.name)}: {len(result)} instances {dict(result.counts())}")
+            print(f"{shown(path.name)}: {len(result)} instances {dict(result.counts())}")
     if args.save_json:
         write_atomic(out_dir / "predictions.json", json.dumps(coco).encode())
     done = len(paths) - len(failed)
@@ -130,47 +103,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
         saved = [] if args.no_images else ["annotated images"]
         saved += ["predictions.json (COCO results)"] if args.save_json else []
         if saved:
-            print(f"saved {' and '.join(saved)} to {_shown(out_dir)}")
+            print(f"saved {' and '.join(saved)} to {shown(out_dir)}")
     if failed:
-        names = ", ".join(_shown(p.name) for p, _ in failed[:10]) + (", ..." if len(failed) > 10 else "")
+        names = ", ".join(shown(p.name) for p, _ in failed[:10]) + (", ..." if len(failed) > 10 else "")
         print(f"edgeseg: {len(failed)} of {len(paths)} image(s) could not be read and were skipped: {names}",
               file=sys.stderr)  # fmt: skip
         return 1
     return 0
 
 
-def _shown(path: str | Path) -> str:
-    """A path for printing: undecodable bytes of the file name shown as escapes, never a crash."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
-
-
-def _refuse_overwriting_sources(sources: Sequence[Path], outputs: Sequence[Path]) -> None:
-    """Refuse, before any work, to write an output over one of the input images."""
-    source_ids = {(st.st_dev, st.st_ino) for st in (p.stat() for p in sources)}
-    for out in outputs:
-        try:
-            st = out.stat()
-        except OSError:
-            continue  # nothing there yet: nothing to overwrite
-        if (st.st_dev, st.st_ino) in source_ids:
-            raise ValueError(
-                f"{_shown(out)} is one of the input images: --out must not be the source folder "
-                "(annotated images keep the source file names); choose another --out folder"
-            )
-
-
-def make_output_dir(path: Path) -> Path:
-    """Create the output folder ``path``, or raise a ValueError saying why it cannot be one."""
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {_shown(path)} is an existing file, not a folder; give a folder name")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
-    model = _load(args)
+    model = load_model(args)
     report = evaluate(
         model,
         args.images,
@@ -213,7 +158,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import benchmark, plot
 
-    model = _load(args)
+    model = load_model(args)
+    if args.source is not None:
+        from .videocli import bench_stream
+
+        return bench_stream(model, args)
     images, source = None, None
     if args.images is not None:
         paths = list_images(args.images)[: args.limit or None]
@@ -272,7 +221,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    model = _load(args)
+    model = load_model(args)
     print(model.spec.describe())
     print(f"providers:   {', '.join(model.runtime.providers)}")
     if args.check:
@@ -290,10 +239,18 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .synthparts import CLASSES, SceneConfig, render_scene
 
+    if args.video:
+        from .videocli import demo_video
+
+        args.model = args.model or DEFAULT_MODEL
+        args.out = args.out or Path("edgeseg-demo.mp4")
+        return demo_video(load_model(args), args)
+    args.out = args.out or Path("edgeseg-demo.png")
+
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(0, 2**31))
     scene = render_scene(seed, SceneConfig(width=args.width, height=args.height))
     args.model = args.model or DEFAULT_MODEL
-    model = _load(args)
+    model = load_model(args)
     result = model(scene.image, conf=args.conf)
     truth = Counter(CLASSES[c] for c in scene.classes.tolist())
     found = result.counts()
@@ -305,7 +262,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("ms: " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_image(args.out, np.hstack((scene.image, result.draw(scene.image))))
-    print(f"saved {_shown(args.out)} (left: the scene, right: what the model found)")
+    print(f"saved {shown(args.out)} (left: the scene, right: what the model found)")
     return 0
 
 
@@ -316,7 +273,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         args.out, args.count, seed=args.seed, config=SceneConfig(width=args.width, height=args.height),
         progress=not args.quiet,
     )  # fmt: skip
-    print(f"wrote {args.count} scenes to {_shown(args.out / 'images')} and their COCO annotations to {_shown(ann)}")
+    print(f"wrote {args.count} scenes to {shown(args.out / 'images')} and their COCO annotations to {shown(ann)}")
     return 0
 
 
@@ -400,18 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Segment an image or every image of a folder; write annotated images and optionally "
         "a COCO-style predictions.json.",
     )
-    _add_model_options(p, positional=False)
+    add_model_options(p, positional=False)
     p.add_argument(
         "inputs",
         nargs="+",
         metavar="SOURCE",
-        help="an image file or a folder of images (`edgeseg predict MODEL SOURCE` also works)",
+        help="an image file, a folder of images, or a video file (per-frame instances, no tracking; see `edgeseg "
+        "track`); `edgeseg predict MODEL SOURCE` also works",
     )
-    p.add_argument("--conf", type=float, default=0.25, help="minimum class score (default 0.25)")
-    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
-    p.add_argument("--max-det", type=int, default=300, help="most instances per image (default 300)")
-    p.add_argument("--classes", default=None, help="keep only these classes: comma-separated names or indices")
-    p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
+    add_detection_options(p)
     p.add_argument("--out", type=Path, default=Path("edgeseg-out"), help="output folder (default ./edgeseg-out)")
     p.add_argument(
         "--save-json",
@@ -437,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         "naming the entry and field. An image that cannot be read is skipped and named, the mAP then covers "
         "the images evaluated, and the exit code is 1 (--strict: stop at the first one, exit code 2).",
     )
-    _add_model_options(p)
+    add_model_options(p)
     p.add_argument("--images", type=Path, required=True, help="folder with the dataset's images")
     p.add_argument("--annotations", type=Path, required=True, help="COCO instances JSON")
     p.add_argument("--conf", type=float, default=0.001, help="score threshold (default 0.001, as for mAP)")
@@ -466,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time preprocess, inference and postprocess over repeated calls (images are decoded "
         "before timing). Without --images, a synthetic scene of the model's input size is used.",
     )
-    _add_model_options(p)
+    add_model_options(p)
     p.add_argument("--images", type=Path, default=None, help="folder of images to cycle through")
     p.add_argument("--limit", type=int, default=0, help="use at most N images of the folder")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up calls (default 5)")
@@ -479,6 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(each with p50, p90, p99, mean), fps, peak_rss_mb, runtime, providers, threads, detections_mean",
     )
     p.add_argument("--plot", type=Path, default=None, help="write a PNG of the latency distributions (matplotlib)")
+    p.add_argument(
+        "--source",
+        default=None,
+        help="measure a stream instead: a video file, camera, URL or folder through model.stream() (throughput, "
+        "capture-to-result latency, drops, and the per-stage means); --json prints the stream summary",
+    )
+    p.add_argument("--realtime", action="store_true", help="with --source: play a file at its own frame rate")
+    p.add_argument("--max-frames", type=int, default=0, help="with --source: stop after N frames")
+    p.add_argument("--no-track", action="store_true", help="with --source: no tracking")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)
 
@@ -516,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
         "degenerate outputs (all class scores about zero, NaNs, saturated quantized tensors). Exit code 1 when "
         "the check finds a problem.",
     )
-    _add_model_options(p)
+    add_model_options(p)
     p.add_argument("--check", action="store_true", help="run the model once and check its outputs are sane")
     p.set_defaults(func=cmd_info)
 
@@ -527,11 +490,23 @@ def build_parser() -> argparse.ArgumentParser:
         "PartSeg model (or --model), print the instances found per class next to the true counts, and write the "
         "scene and the annotated result side by side as a PNG.",
     )
-    _add_model_options(p, positional=False)
+    add_model_options(p, positional=False)
     p.add_argument("--seed", type=int, default=None, help="scene seed (default: a new random scene each run)")
-    _add_scene_size(p)
+    add_scene_size(p)
     p.add_argument("--conf", type=float, default=0.25, help="minimum class score (default 0.25)")
-    p.add_argument("--out", type=Path, default=Path("edgeseg-demo.png"), help="output PNG (default edgeseg-demo.png)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output PNG (default edgeseg-demo.png; with --video: the annotated video, default edgeseg-demo.mp4)",
+    )
+    p.add_argument(
+        "--video",
+        action="store_true",
+        help="render a conveyor-belt sequence instead, track and count the parts crossing the middle line, print "
+        "found vs true counts and write the annotated video",
+    )
+    p.add_argument("--frames", type=int, default=300, help="with --video: frames to render (default 300)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -544,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, help="output folder")
     p.add_argument("--count", type=int, default=100, help="number of scenes (default 100)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
-    _add_scene_size(p)
+    add_scene_size(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synth)
 
@@ -607,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up after this many seconds, retries included (default $EDGESEG_DOWNLOAD_DEADLINE, else 1800)",
     )  # fmt: skip
     p.set_defaults(func=cmd_fetch)
+    add_video_parsers(sub)
     return parser
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import cv2
@@ -38,6 +40,8 @@ def draw_result(image: np.ndarray, result: Result, alpha: float = 0.45, labels: 
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
         if labels:
             text = f"{result.names[int(result.class_ids[i])]} {float(result.scores[i]):.2f}"
+            if result.track_ids is not None and result.track_ids[i] > 0:
+                text = f"#{int(result.track_ids[i])} {text}"
             scale = thickness / 3
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thickness // 2))
             top = max(y1 - th - base, 0)
@@ -53,3 +57,65 @@ def draw_result(image: np.ndarray, result: Result, alpha: float = 0.45, labels: 
                 cv2.LINE_AA,
             )
     return out
+
+
+class Trails:
+    """Recent box centres of each track, for drawing short trails behind moving instances.
+
+    Memory is bounded: each track keeps its last ``length`` points and tracks unseen for ``length`` frames
+    are forgotten.
+    """
+
+    def __init__(self, length: int = 30) -> None:
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"trail length must be a positive int, got {length!r}")
+        self.length = length
+        self._points: dict[int, deque[tuple[int, int]]] = {}
+        self._last_seen: dict[int, int] = {}
+        self._frame = 0
+
+    def update(self, result: Result) -> None:
+        """Add this frame's centres of tracked instances."""
+        self._frame += 1
+        if result.track_ids is not None:
+            for tid, box in zip(result.track_ids.tolist(), result.boxes.tolist()):
+                if tid > 0:
+                    point = (round((box[0] + box[2]) / 2), round((box[1] + box[3]) / 2))
+                    self._points.setdefault(tid, deque(maxlen=self.length)).append(point)
+                    self._last_seen[tid] = self._frame
+        for tid in [t for t, seen in self._last_seen.items() if self._frame - seen >= self.length]:
+            del self._points[tid], self._last_seen[tid]
+
+    def draw(self, image: np.ndarray, result: Result) -> None:
+        """Draw the trails of the tracks in ``result`` on ``image`` (in place), in their classes' colours."""
+        if result.track_ids is None:
+            return
+        thickness = max(1, round(sum(image.shape[:2]) / 600))
+        classes = result.track_classes if result.track_classes is not None else result.class_ids
+        for tid, cls in zip(result.track_ids.tolist(), classes.tolist()):
+            points = self._points.get(tid)
+            if points is not None and len(points) > 1:
+                pts = np.array(points, dtype=np.int32).reshape(-1, 1, 2)
+                cv2.polylines(image, [pts], False, class_color(int(cls)), thickness, cv2.LINE_AA)
+
+
+def draw_line(image: np.ndarray, line: Sequence[float], text: str = "") -> None:
+    """Draw a counting line (x1, y1, x2, y2) and an optional caption on ``image`` in place."""
+    x1, y1, x2, y2 = (round(float(v)) for v in line)
+    thickness = max(1, round(sum(image.shape[:2]) / 400))
+    cv2.line(image, (x1, y1), (x2, y2), (255, 255, 255), thickness + 2, cv2.LINE_AA)
+    cv2.line(image, (x1, y1), (x2, y2), (0, 0, 255), thickness, cv2.LINE_AA)
+    if text:
+        draw_caption(image, text, (x1 + 4, max(y1, y2) - 6 if y2 != y1 else y1 + 16))
+
+
+def draw_caption(image: np.ndarray, text: str, origin: tuple[int, int] = (6, 18)) -> None:
+    """White text on a dark band at ``origin`` (bottom-left of the text), in place."""
+    scale = max(0.4, sum(image.shape[:2]) / 1800)
+    thickness = max(1, round(scale * 1.5))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    x, y = origin
+    x = min(max(0, x), max(0, image.shape[1] - tw))
+    y = min(max(th + base, y), image.shape[0] - base)
+    cv2.rectangle(image, (x - 2, y - th - 2), (x + tw + 2, y + base), (0, 0, 0), -1)
+    cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)

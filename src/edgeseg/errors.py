@@ -13,3 +13,7 @@ class ImageError(ValueError):
 
 class DatasetError(ValueError):
     """An annotations file (COCO instances JSON) is not valid JSON or breaks the COCO format."""
+
+
+class SourceError(ValueError):
+    """A video source (file, camera, URL, pipeline, folder, iterable) cannot be opened or read."""

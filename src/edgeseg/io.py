@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Union
@@ -233,3 +234,116 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         raise ImageError(f"{root}: not a folder")
     return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+class AtomicFile:
+    """A file written under a temporary name and renamed to ``path`` only when the ``with`` block succeeds.
+
+    For outputs written bit by bit over a long run (MOT lines, JSON of every frame): a crash or Ctrl-C never
+    leaves a truncated file under the final name, and memory stays flat however long the run.
+    """
+
+    def __init__(self, path: str | os.PathLike, mode: str = "w") -> None:
+        self.path = Path(os.fsdecode(path))
+        if self.path.is_dir():
+            raise OSError(f"{self.path}: is a folder; give a file name")
+        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        self.file = open(self._tmp, mode, encoding=None if "b" in mode else "utf-8")  # noqa: SIM115
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def write(self, text: str | bytes) -> None:
+        self.file.write(text)
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.close(commit=exc_type is None)
+
+    def close(self, commit: bool = True) -> None:
+        """Finish: rename into place when ``commit``, else delete the temporary file."""
+        if self.file.closed:
+            return
+        try:
+            self.file.flush()
+            if commit:
+                os.fsync(self.file.fileno())
+                os.chmod(self._tmp, 0o644)
+        finally:
+            self.file.close()
+        if commit:
+            os.replace(self._tmp, self.path)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
+
+
+VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+
+
+class VideoWriter:
+    """Frames to a video file (``.mp4``/``.mov``/``.mkv``: MPEG-4; ``.avi``: MJPEG), renamed into place on close.
+
+    Frames of another size than the first are an error. The file appears under its name only after
+    ``close()`` (or the ``with`` block) succeeds; an abandoned writer leaves nothing behind.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+        self.path = Path(os.fsdecode(path))
+        suffix = self.path.suffix.lower()
+        if suffix not in VIDEO_FOURCC:
+            raise ValueError(f"{self.path}: cannot write video with suffix {suffix or '(none)'!r}; use .mp4 or .avi")
+        if not (isinstance(fps, (int, float)) and 0 < fps <= 1000):
+            raise ValueError(f"video fps must be in (0, 1000], got {fps!r}")
+        if self.path.is_dir():
+            raise ValueError(f"{self.path}: is a folder; give a video file name")
+        self.fps = float(fps)
+        self.frames = 0
+        self._fourcc = VIDEO_FOURCC[suffix]
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        # OpenCV cannot open names that are not valid UTF-8: such folders get the temporary file elsewhere.
+        parent = self.path.parent
+        try:
+            str(parent.resolve()).encode("utf-8")
+            tmp_dir = parent
+        except UnicodeEncodeError:
+            tmp_dir = Path(tempfile.gettempdir())
+        fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=".edgeseg-video-", suffix=suffix)
+        os.close(fd)
+        self._tmp = Path(tmp)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.close(commit=exc_type is None)
+
+    def write(self, image: np.ndarray) -> None:
+        """Append one BGR uint8 frame."""
+        h, w = image.shape[:2]
+        if self._writer is None:
+            self._size = (w, h)
+            writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self._fourcc), self.fps, (w, h))
+            if not writer.isOpened():
+                self.close(commit=False)
+                raise OSError(f"{self.path}: OpenCV cannot write {self._fourcc} video here")
+            self._writer = writer
+        elif (w, h) != self._size:
+            raise ValueError(f"{self.path}: frame of {w}x{h} after frames of {self._size[0]}x{self._size[1]}")
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self, commit: bool = True) -> None:
+        """Finish the file and move it into place (``commit``), or discard it."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if not self._tmp.exists():
+            return
+        if commit and self.frames:
+            os.chmod(self._tmp, 0o644)
+            shutil.move(str(self._tmp), self.path)
+        else:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink()

@@ -6,8 +6,9 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Union, overload
+from typing import TYPE_CHECKING, Any, Union, overload
 
 import numpy as np
 
@@ -19,6 +20,11 @@ from .preprocess import fit_input_size, letterbox, to_input
 from .result import Result
 from .runtimes import Runtime, open_runtime
 from .spec import ModelSpec, build_spec
+
+if TYPE_CHECKING:
+    from .sources import StreamSource
+    from .stream import Counters, Stream
+    from .track import Tracker, TrackerConfig
 
 ClassSelector = Iterable[Union[int, str]]
 log = logging.getLogger("edgeseg")
@@ -96,20 +102,99 @@ class Model:
         items = [images] if single else list(images)
         if not items:
             raise ImageError("no images given: pass a path, an array, or a non-empty list of them")
-        _check_settings(conf, iou, max_det, pre_nms_topk)
-        options = PostprocessOptions(
-            conf=float(conf),
-            iou=float(iou),
-            max_det=int(max_det),
-            pre_nms_topk=int(pre_nms_topk),
-            agnostic=bool(agnostic),
-            class_allowed=self._class_flags(classes),
-            soft_masks=bool(soft_masks),
-        )
+        options = self.options(conf, iou, max_det, classes, agnostic, soft_masks, pre_nms_topk)
         results: list[Result] = []
         for start in range(0, len(items), self.max_batch):
             results.extend(self._run_batch(items[start : start + self.max_batch], options, rgb))
         return results[0] if single else results
+
+    def stream(
+        self,
+        source: StreamSource,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        classes: ClassSelector | None = None,
+        agnostic: bool = False,
+        *,
+        track: bool = True,
+        tracker: Tracker | TrackerConfig | None = None,
+        counters: Counters = None,
+        realtime: bool | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+        reconnect: int = 5,
+        timeout: float = 10.0,
+        keep_images: bool = True,
+        soft_masks: bool = False,
+        pre_nms_topk: int = 30000,
+    ) -> Stream:
+        """Segment (and track, and count) every frame of a video source, in a pipeline of threads.
+
+        >>> with model.stream("belt.mp4", counters=[LineCounter((320, 0, 320, 384))]) as stream:  # doctest: +SKIP
+        ...     for result in stream:
+        ...         print(result.frame_index, result.track_ids, result.counters)
+        ...     print(stream.summary())
+
+        Args:
+            source: a video file, a camera (int index or ``/dev/videoN``), an ``rtsp://``/``http(s)://`` URL,
+                a GStreamer pipeline ending in ``appsink``, an image folder or glob, or an iterable of BGR
+                arrays (or ``(array, seconds)`` pairs). See ``edgeseg.sources.open_source``.
+            conf, iou, max_det, classes, agnostic, soft_masks, pre_nms_topk: as for ``model(image)``.
+            track: give instances stable ``track_ids`` across frames (ByteTrack-style, mask IoU).
+            tracker: a ``Tracker`` (to keep its state or read its tracks) or a ``TrackerConfig``; default
+                ``Tracker()``.
+            counters: ``LineCounter``/``ZoneCounter`` objects (a list, or a dict by name) updated every
+                frame; their totals are in each ``result.counters`` and in ``stream.summary()``.
+            realtime: ``True`` plays files and folders at their own frame rate, dropping frames the model
+                cannot keep up with, as a camera would; ``False`` never drops, even for live sources. Default:
+                live sources (cameras, network streams) drop stale frames (newest wins), others never drop.
+            width, height, fps: requested camera mode; ``fps`` also times folders and iterables.
+            reconnect, timeout: network streams: reopen attempts after a stall or disconnect (with backoff)
+                and the seconds without a frame that count as a stall.
+            keep_images: put each frame in ``result.image`` (turn off to save memory when not drawing).
+
+        Returns:
+            A ``Stream``: iterate it for Results (with ``frame_index``, ``timestamp``, ``image``,
+            ``track_ids``, ``track_classes``, ``counters`` and ``timings["latency"]``); read ``stats`` or
+            ``summary()`` for frames in, processed, dropped, reconnects and latency.
+
+        Raises:
+            SourceError: the source cannot be opened (the message says why and what to do).
+        """
+        from .sources import open_source
+        from .stream import Stream
+
+        options = self.options(conf, iou, max_det, classes, agnostic, soft_masks, pre_nms_topk)
+        if track:
+            from .track import Tracker, TrackerConfig
+
+            if tracker is None or isinstance(tracker, TrackerConfig):
+                tracker = Tracker(tracker)
+            elif not isinstance(tracker, Tracker):
+                raise ValueError(f"tracker must be a Tracker or a TrackerConfig, got {type(tracker).__name__}")
+            # ByteTrack's second stage continues tracks with detections below the caller's threshold.
+            low = tracker.config.low_thresh
+            if low < options.conf:
+                options = replace(options, conf=float(low))
+        elif tracker is not None:
+            raise ValueError("tracker= given with track=False")
+        src = open_source(source, width=width, height=height, fps=fps, reconnect=reconnect, timeout=timeout)
+        try:
+            return Stream(
+                self,
+                src,
+                options,
+                conf=float(conf),
+                tracker=tracker if track else None,
+                counters=counters,
+                realtime=realtime,
+                keep_images=keep_images,
+            )
+        except BaseException:
+            src.close()
+            raise
 
     def _class_flags(self, classes: ClassSelector | None) -> np.ndarray | None:
         if classes is None:
@@ -158,24 +243,48 @@ class Model:
             boxes.append(lb)
         return tensor, boxes
 
-    def _run_batch(self, sources: list[ImageSource], options: PostprocessOptions, rgb: bool) -> list[Result]:
-        t0 = time.perf_counter()
-        images = [read_image(s, rgb=rgb) for s in sources]
-        tensor, boxes = self.preprocess(images)
-        t1 = time.perf_counter()
+    def options(
+        self,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        classes: ClassSelector | None = None,
+        agnostic: bool = False,
+        soft_masks: bool = False,
+        pre_nms_topk: int = 30000,
+    ) -> PostprocessOptions:
+        """Checked postprocess settings (see ``__call__``), for ``postprocess`` and pipelines."""
+        _check_settings(conf, iou, max_det, pre_nms_topk)
+        return PostprocessOptions(
+            conf=float(conf),
+            iou=float(iou),
+            max_det=int(max_det),
+            pre_nms_topk=int(pre_nms_topk),
+            agnostic=bool(agnostic),
+            class_allowed=self._class_flags(classes),
+            soft_masks=bool(soft_masks),
+        )
+
+    def infer(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """The raw outputs of the model for an input tensor made by ``preprocess``."""
         outputs = self.runtime.run({self.spec.input.name: tensor})
-        t2 = time.perf_counter()
-        n = len(images)
         if not self._first_inference_checked:
             self._first_inference_checked = True  # a benign race: at worst two threads both check
             self._warn_if_degenerate(outputs)
-        pre_ms, inf_ms = (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n
+        return outputs
+
+    def postprocess(
+        self, outputs: list[np.ndarray], letterboxes: Sequence[Letterbox], options: PostprocessOptions
+    ) -> list[Result]:
+        """Instances of each image of a batch from the raw ``outputs`` of ``infer``.
+
+        ``letterboxes`` are the ones ``preprocess`` returned, one per image; ``options`` come from
+        ``options()``. Each Result's ``timings`` holds its ``postprocess`` milliseconds.
+        """
         results = []
-        for i, image in enumerate(images):
-            t3 = time.perf_counter()
-            inst = self._head(outputs, i, boxes[i], options)
-            post_ms = (time.perf_counter() - t3) * 1e3
-            source = sources[i]
+        for i, lb in enumerate(letterboxes):
+            t0 = time.perf_counter()
+            inst = self._head(outputs, i, lb, options)
             results.append(
                 Result(
                     boxes=inst.boxes,
@@ -183,11 +292,25 @@ class Model:
                     class_ids=inst.class_ids,
                     names=self.spec.names,
                     masks=inst.masks,
-                    image_shape=image.shape[:2],
-                    timings={"preprocess": pre_ms, "inference": inf_ms, "postprocess": post_ms},
-                    path=Path(source) if isinstance(source, (str, os.PathLike)) else None,
+                    image_shape=(lb.src_h, lb.src_w),
+                    timings={"postprocess": (time.perf_counter() - t0) * 1e3},
                 )
             )
+        return results
+
+    def _run_batch(self, sources: list[ImageSource], options: PostprocessOptions, rgb: bool) -> list[Result]:
+        t0 = time.perf_counter()
+        images = [read_image(s, rgb=rgb) for s in sources]
+        tensor, boxes = self.preprocess(images)
+        t1 = time.perf_counter()
+        outputs = self.infer(tensor)
+        t2 = time.perf_counter()
+        n = len(images)
+        pre_ms, inf_ms = (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n
+        results = self.postprocess(outputs, boxes, options)
+        for source, result in zip(sources, results):
+            result.timings = {"preprocess": pre_ms, "inference": inf_ms, **result.timings}
+            result.path = Path(source) if isinstance(source, (str, os.PathLike)) else None
         return results
 
     def _warn_if_degenerate(self, outputs: list[np.ndarray]) -> None:

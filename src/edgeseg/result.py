@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Union
 
@@ -28,6 +28,17 @@ class Result:
         image_shape: ``(height, width)`` of the original image.
         timings: milliseconds spent per stage: ``preprocess``, ``inference``, ``postprocess``.
         path: the image file, when the input was a path.
+        frame_index: position of the frame in its stream (0-based; ``model.stream()`` only).
+        timestamp: seconds: the source's presentation time for files and folders, the capture time
+            (``time.time()``) for live sources (``model.stream()`` only).
+        image: the BGR frame the result was computed on (``model.stream()`` only).
+        track_ids: (N,) int64 id of each instance's track (positive, stable across frames) or -1 for an
+            instance not in a confirmed track; None when not tracked.
+        track_classes: (N,) int32 class index each instance's track has been seen as most often (-1 where
+            ``track_ids`` is -1); None when not tracked. Counters count by it, so one frame's class flicker
+            does not move a part to another class.
+        counters: each line or zone counter's running totals after this frame, by counter name (see
+            ``model.stream(counters=...)``); None without counters.
     """
 
     boxes: np.ndarray
@@ -38,6 +49,12 @@ class Result:
     image_shape: tuple[int, int]
     timings: dict[str, float] = field(default_factory=dict)
     path: Path | None = None
+    frame_index: int | None = None
+    timestamp: float | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+    track_ids: np.ndarray | None = None
+    track_classes: np.ndarray | None = None
+    counters: dict[str, dict] | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -46,6 +63,19 @@ class Result:
         counts = self.counts()
         summary = ", ".join(f"{n} {name}" for name, n in counts.items()) or "no instances"
         return f"Result({summary}; image {self.image_shape[1]}x{self.image_shape[0]})"
+
+    def select(self, index: np.ndarray) -> Result:
+        """A new Result with the instances at ``index`` (ints or a boolean mask), in that order."""
+        idx = np.arange(len(self))[index]
+        return replace(
+            self,
+            boxes=self.boxes[idx],
+            scores=self.scores[idx],
+            class_ids=self.class_ids[idx],
+            masks=self.masks.select(idx),
+            track_ids=None if self.track_ids is None else self.track_ids[idx],
+            track_classes=None if self.track_classes is None else self.track_classes[idx],
+        )
 
     @property
     def labels(self) -> list[str]:
