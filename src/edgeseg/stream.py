@@ -203,6 +203,7 @@ class Stream:
         self._started = False
         self._closed = False
         self._t0: float | None = None
+        self._t_end: float | None = None  # when the last result was handed over: fps stops counting there
 
     # ---- public ---------------------------------------------------------------------------------------
 
@@ -232,6 +233,8 @@ class Stream:
                     self._latencies.append(latency)
                 yield result
         finally:
+            with self._lock:
+                self._t_end = time.perf_counter()
             self.close()
 
     def close(self) -> None:
@@ -258,7 +261,8 @@ class Stream:
         counters: SourceCounters = getattr(self.source, "counters", SourceCounters())
         with self._lock:
             s = self._stats
-            elapsed = 0.0 if self._t0 is None else time.perf_counter() - self._t0
+            end = time.perf_counter() if self._t_end is None else self._t_end
+            elapsed = 0.0 if self._t0 is None else end - self._t0
             processed = s.processed
             n = max(processed, 1)
             return StreamStats(
@@ -272,6 +276,14 @@ class Stream:
                 latency_ms=_percentiles(list(self._latencies)),
                 stage_ms={k: round(v / n, 3) for k, v in self._stage_totals.items()},
             )
+
+    def progress(self) -> tuple[int, int, int, float]:
+        """``(frames, processed, dropped, fps)`` so far: the cheap part of ``stats``, for status lines."""
+        with self._lock:
+            end = time.perf_counter() if self._t_end is None else self._t_end
+            elapsed = 0.0 if self._t0 is None else end - self._t0
+            s = self._stats
+            return s.frames, s.processed, s.dropped, (s.processed / elapsed if elapsed > 0 else 0.0)
 
     def summary(self) -> dict[str, Any]:
         """The run in one JSON-able dict with stable keys: ``frames``, ``processed``, ``dropped``,

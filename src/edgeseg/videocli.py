@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -37,11 +37,13 @@ class StatusLine:
         self._last = 0.0
         self._width = 0
 
-    def update(self, text: str, force: bool = False) -> None:
+    def update(self, text: str | Callable[[], str], force: bool = False) -> None:
+        """Show ``text`` (or what the callable returns, computed only when the line is due)."""
         now = time.monotonic()
         if not self.enabled or (not force and now - self._last < (0.5 if self._tty else 10.0)):
             return
         self._last = now
+        text = text() if callable(text) else text
         if self._tty:
             sys.stderr.write("\r" + text.ljust(self._width))
             self._width = len(text)
@@ -206,17 +208,15 @@ def run_tracking(
                     if line is not None:
                         counts = stream.counters["line"].total
                         draw_line(image, line, " ".join(f"{k} {v}" for k, v in counts.items()))
-                    s = stream.stats
-                    draw_caption(
-                        image,
-                        f"frame {result.frame_index}  {s.fps:.1f} fps  "
-                        f"{result.timings['latency']:.0f} ms  dropped {s.dropped}",
-                    )
+                    _, _, dropped, fps = stream.progress()
+                    latency = result.timings["latency"]
+                    caption = f"frame {result.frame_index}  {fps:.1f} fps  {latency:.0f} ms  dropped {dropped}"
+                    draw_caption(image, caption)
                     if writer is not None:
                         writer.write(image)
                     if window is not None and not window.show(image):
                         break
-                status.update(_status(stream))
+                status.update(lambda: _status(stream))
                 if max_frames is not None and result.frame_index + 1 >= max_frames:
                     break
         committed = True
