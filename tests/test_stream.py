@@ -269,3 +269,51 @@ def test_many_open_close_cycles_leave_no_thread(model: edgeseg.Model, video: Pat
                     break
     assert_no_threads_within()
     assert os.path.exists(video)
+
+
+class _MjpegServer:
+    """A real MJPEG-over-HTTP camera on 127.0.0.1 (multipart/x-mixed-replace, as IP cameras serve it)."""
+
+    def __init__(self, frames: list[np.ndarray], repeat: int) -> None:
+        import http.server
+
+        jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in frames]
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    for _ in range(repeat):
+                        for jpg in jpegs:
+                            self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
+                            self.wfile.write(f"Content-Length: {len(jpg)}\r\n\r\n".encode() + jpg + b"\r\n")
+                            time.sleep(0.01)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream.mjpg"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_http_mjpeg_camera_stream(model: edgeseg.Model, scenes: list[np.ndarray]) -> None:
+    server = _MjpegServer(scenes[:4], repeat=3)
+    try:
+        with model.stream(server.url, track=False, reconnect=0, timeout=5.0, realtime=False) as stream:
+            results = list(stream)
+    finally:
+        server.close()
+    assert len(results) == 12 and stream.stats.frames == 12  # realtime=False: a live source that drops nothing
+    expected = cv2.imdecode(cv2.imencode(".jpg", scenes[1])[1], cv2.IMREAD_COLOR)
+    assert np.abs(results[1].image.astype(int) - expected).mean() < 1.0  # the frames the camera sent
+    assert_no_threads_within()

@@ -40,10 +40,9 @@ def test_track_writes_annotated_video_mot_json_and_a_stable_summary(
 ) -> None:
     line = json.loads(belt.with_suffix(".counts.json").read_text())["line"]
     out, mot, js = tmp_path / "ann.mp4", tmp_path / "t.txt", tmp_path / "t.json"
-    code = main(
-        ["track", str(belt), "--out", str(out), "--save-mot", str(mot), "--save-json", str(js), "--json"]
-        + ["--line", ",".join(str(v) for v in line)]
-    )
+    where = ",".join(str(v) for v in line)
+    args = ["--out", str(out), "--save-mot", str(mot), "--save-json", str(js), "--json", "--line", where]
+    code = main(["track", str(belt), *args])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(summary) >= {"frames", "processed", "dropped", "fps", "latency_ms", "tracks", "counts"}
@@ -84,6 +83,7 @@ def test_predict_on_a_video_gives_per_frame_instances(belt: Path, tmp_path: Path
     model = edgeseg.load("partseg")
     cap = cv2.VideoCapture(str(belt))
     ok, first = cap.read()
+    assert ok
     expected = model(first).to_coco(image_id=0)
     got = [{k: r[k] for k in expected[0]} for r in records if r["frame"] == 0]
     assert got == expected
@@ -105,3 +105,10 @@ def test_bench_source_measures_the_stream(belt: Path, capsys: pytest.CaptureFixt
     assert main(["bench", "partseg", "--source", str(belt), "--max-frames", "10", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["processed"] == 10 and summary["stage_ms"]["inference"] > 0
+
+
+def test_show_without_a_display_is_a_clear_error(belt: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if "GUI:                           NONE" not in cv2.getBuildInformation():
+        pytest.skip("this OpenCV has a GUI backend: --show would open a window")
+    assert main(["track", str(belt), "--show", "--max-frames", "1"]) == 2
+    assert "--show needs a display" in capsys.readouterr().err

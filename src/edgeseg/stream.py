@@ -190,7 +190,7 @@ class Stream:
         self._options = options
         self._conf = conf
         self._keep_images = keep_images
-        self._live = source.live if realtime is None else (realtime or source.live)
+        self._live = source.live if realtime is None else bool(realtime)  # False: never drop, even live
         self._pace = bool(realtime) and not source.live  # a file played at its own speed
         self._queue_size = max(1, int(queue_size))
         self._lock = threading.Lock()

@@ -170,6 +170,7 @@ def run_tracking(
     from .draw import Trails, draw_caption, draw_line
 
     counters = {"line": LineCounter(line, names=model.names)} if line is not None else None
+    window = _Show() if show else None  # before opening the source: a missing display fails fast
     stream = model.stream(
         source,
         **detection,
@@ -181,10 +182,13 @@ def run_tracking(
         reconnect=reconnect,
         timeout=timeout,
     )
-    writer = VideoWriter(out, stream.source.fps or 30.0) if out is not None else None
-    mot = AtomicFile(save_mot) if save_mot is not None else None
-    js = AtomicFile(save_json) if save_json is not None else None
-    window = _Show() if show else None
+    try:
+        writer = VideoWriter(out, stream.source.fps or 30.0) if out is not None else None
+        mot = AtomicFile(save_mot) if save_mot is not None else None
+        js = AtomicFile(save_json) if save_json is not None else None
+    except BaseException:
+        stream.close()
+        raise
     trails = Trails() if track else None
     status = status or StatusLine(False)
     first_record = True

@@ -93,14 +93,20 @@ def _is_number(value: object) -> bool:
 
 
 def _check_number(
-    name: str, value: object, lo: float, hi: float, integer: bool = False, hi_text: str | None = None
+    name: str,
+    value: object,
+    lo: float,
+    hi: float,
+    integer: bool = False,
+    hi_text: str | None = None,
+    owner: str = "SceneConfig",
 ) -> None:
     limit = f"{lo:g}..{hi:g}" if hi_text is None else f"{lo:g}..{hi_text} ({hi:g})"
     if not _is_number(value) or (integer and not isinstance(value, (int, np.integer))):
         kind = "an integer" if integer else "a number"
-        raise ValueError(f"SceneConfig.{name}={value!r} is not {kind}: use {limit}")
+        raise ValueError(f"{owner}.{name}={value!r} is not {kind}: use {limit}")
     if not lo <= value <= hi:  # written this way so that NaN fails too
-        raise ValueError(f"SceneConfig.{name}={value!r} is out of range: use {limit}")
+        raise ValueError(f"{owner}.{name}={value!r} is out of range: use {limit}")
 
 
 @dataclass
@@ -444,37 +450,42 @@ class _Lighting:
     field: _Illumination
 
 
-def _draw_part(canvas: np.ndarray, part: _Part, rng: np.random.Generator, lighting: _Lighting) -> None:
-    """Darken the belt (and parts below) with ``part``'s shadow, then blend the shaded part over it."""
-    height, width = canvas.shape[:2]
-    h, w = part.alpha.shape
-    alpha = part.alpha.astype(np.float32) * np.float32(1.0 / 255.0)
-    lx, ly, lz = lighting.direction
+def _drop_shadow(alpha: np.ndarray, part: _Part, lighting: _Lighting) -> tuple[np.ndarray, int]:
+    """``part``'s drop shadow: its coverage ``alpha`` (float32, 0..1) shifted away from the light and blurred.
+
+    Returns the shadow on the crop grown by ``pad`` pixels on every side, and ``pad``.
+    """
+    h, w = alpha.shape
+    lx, ly, _ = lighting.direction
     norm = max(math.hypot(lx, ly), 1e-6)
     l2x, l2y = lx / norm, ly / norm
-
-    # Drop shadow: the coverage shifted away from the light and blurred, multiplied into what is already drawn.
     length = max(1.5, part.geom.height * part.size * lighting.shadow_len)
     sigma = 1.0 + 0.35 * length
     dx, dy = round(-l2x * length), round(-l2y * length)
     pad = math.ceil(length + 3 * sigma) + 1
     shadow = np.zeros((h + 2 * pad, w + 2 * pad), np.float32)
     shadow[pad + dy : pad + dy + h, pad + dx : pad + dx + w] = alpha
-    shadow = cv2.GaussianBlur(shadow, (0, 0), sigma)
-    sx0, sy0 = part.x0 - pad, part.y0 - pad
-    ix0, iy0 = max(sx0, 0), max(sy0, 0)
-    ix1, iy1 = min(sx0 + w + 2 * pad, width), min(sy0 + h + 2 * pad, height)
-    if ix1 > ix0 and iy1 > iy0:
-        keep = (
-            np.float32(1.0)
-            - np.float32(lighting.shadow_strength) * shadow[iy0 - sy0 : iy1 - sy0, ix0 - sx0 : ix1 - sx0]
-        )
-        canvas[iy0:iy1, ix0:ix1] = cv2.multiply(canvas[iy0:iy1, ix0:ix1], cv2.cvtColor(keep, cv2.COLOR_GRAY2BGR))
+    return cv2.GaussianBlur(shadow, (0, 0), sigma), pad
 
-    clip = part.clip(width, height)
-    if clip is None:
-        return
-    rows, cols, crows, ccols = clip
+
+def _part_colour(
+    part: _Part,
+    alpha: np.ndarray,
+    rng: np.random.Generator,
+    lighting: _Lighting,
+    crows: slice,
+    ccols: slice,
+    field_: _Illumination | None,
+) -> np.ndarray:
+    """BGR float32 colour of the ``crows, ccols`` window of ``part``'s crop (not yet blended, no coverage applied).
+
+    ``alpha`` is the part's float32 coverage (0..1). ``field_`` is the uneven light to multiply in, or None to
+    leave the colour unlit (a caller that lights the whole frame at once). Draws from ``rng`` in a fixed order.
+    """
+    h, w = part.alpha.shape
+    lx, ly, lz = lighting.direction
+    norm = max(math.hypot(lx, ly), 1e-6)
+    l2x, l2y = lx / norm, ly / norm
 
     # Part-local coordinates of every crop pixel (exact inverse of the projective pose).
     inv = np.linalg.inv(part.matrix).astype(np.float32)
@@ -528,34 +539,78 @@ def _draw_part(canvas: np.ndarray, part: _Part, rng: np.random.Generator, lighti
     sheen_x = np.exp((xs[ccols] - np.float32(centre[0])) ** 2 * spread)
     sheen_y = np.exp((ys[crows] - np.float32(centre[1])) ** 2 * spread) * np.float32(255.0 * gain)
 
-    # Colour of the in-frame crop, lit by the scene's uneven light like the belt under it.
-    lit = lighting.field.at(xs[ccols], ys[crows])
     sheen = sheen_y[:, None] * sheen_x[None, :]
-    sheen *= lit
-    shade = shade[crows, ccols] * lit
-    colour = cv2.merge([shade * base[0] + sheen, shade * base[1] + sheen, shade * base[2] + sheen])
+    shade = shade[crows, ccols]
+    if field_ is not None:
+        # Colour of the in-frame crop, lit by the scene's uneven light like the belt under it.
+        lit = field_.at(xs[ccols], ys[crows])
+        sheen *= lit
+        shade = shade * lit
+    return cv2.merge([shade * base[0] + sheen, shade * base[1] + sheen, shade * base[2] + sheen])
+
+
+def _draw_part(canvas: np.ndarray, part: _Part, rng: np.random.Generator, lighting: _Lighting) -> None:
+    """Darken the belt (and parts below) with ``part``'s shadow, then blend the shaded part over it."""
+    height, width = canvas.shape[:2]
+    h, w = part.alpha.shape
+    alpha = part.alpha.astype(np.float32) * np.float32(1.0 / 255.0)
+
+    # Drop shadow: the coverage shifted away from the light and blurred, multiplied into what is already drawn.
+    shadow, pad = _drop_shadow(alpha, part, lighting)
+    sx0, sy0 = part.x0 - pad, part.y0 - pad
+    ix0, iy0 = max(sx0, 0), max(sy0, 0)
+    ix1, iy1 = min(sx0 + w + 2 * pad, width), min(sy0 + h + 2 * pad, height)
+    if ix1 > ix0 and iy1 > iy0:
+        keep = (
+            np.float32(1.0)
+            - np.float32(lighting.shadow_strength) * shadow[iy0 - sy0 : iy1 - sy0, ix0 - sx0 : ix1 - sx0]
+        )
+        canvas[iy0:iy1, ix0:ix1] = cv2.multiply(canvas[iy0:iy1, ix0:ix1], cv2.cvtColor(keep, cv2.COLOR_GRAY2BGR))
+
+    clip = part.clip(width, height)
+    if clip is None:
+        return
+    rows, cols, crows, ccols = clip
+    colour = _part_colour(part, alpha, rng, lighting, crows, ccols, lighting.field)
     a = np.ascontiguousarray(alpha[crows, ccols])
     canvas[rows, cols] = cv2.blendLinear(colour, canvas[rows, cols], a, np.float32(1.0) - a)
 
 
+def _draw_blur(
+    rng: np.random.Generator, max_sigma: float, angle: float | None = None
+) -> tuple[float, np.ndarray | None]:
+    """A random blur of up to ``max_sigma``: ``(sigma, kernel)``; a motion-blur kernel (30% of draws) or None for
+    Gaussian blur; sigma below 0.3 means no blur. The motion direction is random unless ``angle`` (radians) is
+    given."""
+    sigma = rng.uniform(0.0, max_sigma)
+    motion = rng.random() < 0.3
+    if sigma < 0.3 or not motion:
+        return sigma, None
+    # Motion blur: a normalised anti-aliased line kernel about 2.4 sigma long.
+    n = 2 * math.ceil(sigma * 1.2) + 1
+    kernel = np.zeros((n, n), np.float32)
+    ang = rng.uniform(0.0, math.pi) if angle is None else angle
+    c, d = n // 2, sigma * 1.2
+    p0 = (round((c - d * math.cos(ang)) * 16), round((c - d * math.sin(ang)) * 16))
+    p1 = (round((c + d * math.cos(ang)) * 16), round((c + d * math.sin(ang)) * 16))
+    cv2.line(kernel, p0, p1, 1.0, 1, cv2.LINE_AA, 4)
+    kernel /= kernel.sum()
+    return sigma, kernel
+
+
+def _apply_blur(image: np.ndarray, sigma: float, kernel: np.ndarray | None) -> None:
+    """Blur ``image`` in place as drawn by ``_draw_blur``."""
+    if sigma < 0.3:
+        return
+    if kernel is not None:
+        cv2.filter2D(image, -1, kernel, dst=image, borderType=cv2.BORDER_REFLECT)
+    else:
+        cv2.GaussianBlur(image, (0, 0), sigma, dst=image, borderType=cv2.BORDER_REFLECT)
+
+
 def _camera(rng: np.random.Generator, canvas: np.ndarray, config: SceneConfig) -> np.ndarray:
     """Blur and sensor noise, in place where possible; returns the uint8 image."""
-    sigma = rng.uniform(0.0, config.blur)
-    motion = rng.random() < 0.3
-    if sigma >= 0.3:
-        if motion:
-            # Motion blur along a random direction: a normalised anti-aliased line kernel about 2.4 sigma long.
-            n = 2 * math.ceil(sigma * 1.2) + 1
-            kernel = np.zeros((n, n), np.float32)
-            ang = rng.uniform(0.0, math.pi)
-            c, d = n // 2, sigma * 1.2
-            p0 = (round((c - d * math.cos(ang)) * 16), round((c - d * math.sin(ang)) * 16))
-            p1 = (round((c + d * math.cos(ang)) * 16), round((c + d * math.sin(ang)) * 16))
-            cv2.line(kernel, p0, p1, 1.0, 1, cv2.LINE_AA, 4)
-            kernel /= kernel.sum()
-            cv2.filter2D(canvas, -1, kernel, dst=canvas, borderType=cv2.BORDER_REFLECT)
-        else:
-            cv2.GaussianBlur(canvas, (0, 0), sigma, dst=canvas, borderType=cv2.BORDER_REFLECT)
+    _apply_blur(canvas, *_draw_blur(rng, config.blur))
     std = rng.uniform(0.0, config.noise)
     if std < 0.05:
         return cv2.convertScaleAbs(canvas)  # values are >= 0 here, so "abs" is only the rounding, saturating cast
