@@ -112,3 +112,12 @@ def test_show_without_a_display_is_a_clear_error(belt: Path, capsys: pytest.Capt
         pytest.skip("this OpenCV has a GUI backend: --show would open a window")
     assert main(["track", str(belt), "--show", "--max-frames", "1"]) == 2
     assert "--show needs a display" in capsys.readouterr().err
+
+
+def test_track_counts_a_zone(belt: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zone = "0,0,480,0,480,384,0,384"  # the whole frame: every confirmed track enters it
+    assert main(["track", str(belt), "--zone", zone, "--max-frames", "20", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    counted = summary["counts"]["zone"]
+    assert counted["type"] == "zone" and counted["total"]["entered"] == summary["tracks"] > 0
+    assert main(["track", str(belt), "--zone", "1,2,3,4"]) == 2

@@ -109,6 +109,17 @@ def draw_line(image: np.ndarray, line: Sequence[float], text: str = "") -> None:
         draw_caption(image, text, (x1 + 4, max(y1, y2) - 6 if y2 != y1 else y1 + 16))
 
 
+def draw_zone(image: np.ndarray, polygon: np.ndarray, text: str = "") -> None:
+    """Draw a counting zone (a (K, 2) polygon) and an optional caption on ``image`` in place."""
+    pts = np.round(np.asarray(polygon, np.float64)).astype(np.int32).reshape(-1, 1, 2)
+    thickness = max(1, round(sum(image.shape[:2]) / 400))
+    cv2.polylines(image, [pts], True, (255, 255, 255), thickness + 2, cv2.LINE_AA)
+    cv2.polylines(image, [pts], True, (255, 128, 0), thickness, cv2.LINE_AA)
+    if text:
+        x, y = pts[:, 0, 0].min(), pts[:, 0, 1].max()
+        draw_caption(image, text, (int(x) + 4, int(y) - 6))
+
+
 def draw_caption(image: np.ndarray, text: str, origin: tuple[int, int] = (6, 18)) -> None:
     """White text on a dark band at ``origin`` (bottom-left of the text), in place."""
     scale = max(0.4, sum(image.shape[:2]) / 1800)

@@ -79,6 +79,17 @@ def parse_line(text: str) -> tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def parse_polygon(text: str) -> np.ndarray:
+    """``"x1,y1,x2,y2,x3,y3,..."`` in pixels -> a (K, 2) array with K >= 3, or a ValueError."""
+    try:
+        values = np.array([float(p) for p in text.replace(" ", "").split(",")], np.float64)
+    except ValueError:
+        values = np.zeros(0)
+    if values.size < 6 or values.size % 2 or not np.isfinite(values).all():
+        raise ValueError(f"--zone must be at least three x,y points in pixels (x1,y1,x2,y2,x3,y3,...), got {text!r}")
+    return values.reshape(-1, 2)
+
+
 def _source_arg(text: str) -> Any:
     return int(text) if text.isdigit() else text
 
@@ -152,6 +163,7 @@ def run_tracking(
     save_mot: Path | None = None,
     save_json: Path | None = None,
     line: tuple[float, float, float, float] | None = None,
+    zone: np.ndarray | None = None,
     show: bool = False,
     realtime: bool | None = None,
     max_frames: int | None = None,
@@ -166,17 +178,21 @@ def run_tracking(
     Returns the stream's ``summary()``. Outputs appear under their names only when the run ends normally
     (Ctrl-C included: what was processed so far is kept).
     """
-    from .counting import LineCounter
-    from .draw import Trails, draw_caption, draw_line
+    from .counting import LineCounter, ZoneCounter
+    from .draw import Trails, draw_caption, draw_line, draw_zone
 
-    counters = {"line": LineCounter(line, names=model.names)} if line is not None else None
+    counters = {}
+    if line is not None:
+        counters["line"] = LineCounter(line, names=model.names)
+    if zone is not None:
+        counters["zone"] = ZoneCounter(zone, names=model.names)
     window = _Show() if show else None  # before opening the source: a missing display fails fast
     stream = model.stream(
         source,
         **detection,
         track=track,
         tracker=tracker,
-        counters=counters,
+        counters=counters or None,
         realtime=realtime,
         keep_images=out is not None or show,
         reconnect=reconnect,
@@ -212,6 +228,9 @@ def run_tracking(
                     if line is not None:
                         counts = stream.counters["line"].total
                         draw_line(image, line, " ".join(f"{k} {v}" for k, v in counts.items()))
+                    if zone is not None:
+                        total = stream.counters["zone"].total
+                        draw_zone(image, zone, f"entered {total['entered']} inside {total['occupancy']}")
                     _, _, dropped, fps = stream.progress()
                     latency = result.timings["latency"]
                     caption = f"frame {result.frame_index}  {fps:.1f} fps  {latency:.0f} ms  dropped {dropped}"
@@ -254,11 +273,17 @@ def _print_summary(summary: dict, names: Sequence[str], as_json: bool, quiet: bo
     )
     print("mean ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["stage_ms"].items()))
     print(f"{summary['tracks']} tracks")
-    for name, counts in summary["counts"].items():
+    for name, counter in summary["counts"].items():
+        if counter.get("type") == "zone":
+            print(f"{name}: tracks entered, and inside at the end:")
+            print(f"  {'class':<22}{'entered':>8}{'inside':>7}")
+            for cls, n in counter["counts"].items():
+                print(f"  {cls:<22}{n:>8}{counter['occupancy'].get(cls, 0):>7}")
+            continue
         print(f"{name} crossings:")
         print(f"  {'class':<22}{'in':>6}{'out':>6}")
-        for cls, c in counts.get("counts", {}).items():
-            print(f"  {cls:<22}{c.get('in', 0):>6}{c.get('out', 0):>6}")
+        for cls, c in counter["counts"].items():
+            print(f"  {cls:<22}{c['in']:>6}{c['out']:>6}")
 
 
 def cmd_track(args: argparse.Namespace) -> int:
@@ -267,6 +292,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     args.model = args.model or DEFAULT_MODEL
     source = _source_arg(args.source)
     line = parse_line(args.line) if args.line else None
+    zone = parse_polygon(args.zone) if args.zone else None
     outputs = _outputs(args)
     _check_outputs(source, outputs)
     model = load_model(args)
@@ -280,6 +306,7 @@ def cmd_track(args: argparse.Namespace) -> int:
         save_mot=args.save_mot,
         save_json=args.save_json,
         line=line,
+        zone=zone,
         show=args.show,
         realtime=True if args.realtime else None,
         max_frames=args.max_frames,
@@ -422,6 +449,11 @@ def add_parsers(sub: Any) -> None:
         help="write a JSON array of instances: COCO result fields (RLE masks) plus frame, timestamp, track_id",
     )
     p.add_argument("--line", default=None, help="count crossings of the line x1,y1,x2,y2 (pixels), per class and way")
+    p.add_argument(
+        "--zone",
+        default=None,
+        help="count tracks entering the polygon x1,y1,x2,y2,x3,y3,... (pixels), per class, and its occupancy",
+    )
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (needs a display)")
     p.add_argument("--realtime", action="store_true", help="play files at their own speed, dropping stale frames")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
