@@ -80,3 +80,24 @@ def test_rtsp_frames_are_the_served_video(video: Path) -> None:
             assert result.timestamp == pytest.approx(time.time(), abs=5.0)  # live sources: capture time
             if result.frame_index >= 5:
                 break
+
+
+def test_a_stalled_rtsp_source_is_reopened_after_its_timeout(video: Path) -> None:
+    require_rtsp()
+    model = edgeseg.load("partseg")
+    with RtspServer(video, loop=True) as server:
+        before, after = [], []
+        with model.stream(server.url, track=False, reconnect=6, timeout=1.0, keep_images=False) as stream:
+            for result in stream:
+                if len(before) < 10:
+                    before.append(result.frame_index)
+                    if len(before) == 10:
+                        server.freeze()  # the connection stays open but no frame comes: a stall, not a drop
+                        threading.Timer(2.5, server.thaw).start()
+                    continue
+                after.append(result.frame_index)
+                if len(after) == 10:
+                    break
+        stats = stream.stats
+    assert len(after) == 10 and after[0] > before[-1]
+    assert stats.reconnects >= 1 and stats.gap_seconds >= 1.0
