@@ -486,7 +486,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("out", type=Path, help="output video (.mp4 or .avi)")
     p.add_argument("--frames", type=int, default=300, help="number of frames (default 300)")
     p.add_argument("--seed", type=int, default=0, help="sequence seed (default 0)")
-    p.add_argument("--width", type=int, default=640, help="frame width (default 640)")
+    p.add_argument("--width", type=int, default=512, help="frame width (default 512)")
     p.add_argument("--height", type=int, default=384, help="frame height (default 384)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
     p.add_argument("--speed", type=float, default=6.0, help="belt speed in pixels per frame (default 6)")

@@ -103,7 +103,9 @@ class BeltConfig:
         prefill: start with the belt already in its steady state (parts everywhere in frame 0) instead of empty.
     """
 
-    width: int = 640
+    # The same camera and parts as SceneConfig's still scenes (what the bundled PartSeg model was trained on),
+    # so that the sequences test tracking and counting, not a change of scale.
+    width: int = 512
     height: int = 384
     fps: float = 30.0
     speed: float = 6.0
@@ -112,7 +114,7 @@ class BeltConfig:
     spawn_rate: float = 0.15
     touching: float = 0.4
     max_overlap: float = 0.15
-    part_size: tuple[float, float] = (48.0, 96.0)
+    part_size: tuple[float, float] = (56.0, 120.0)
     defect_rate: float = 0.25
     blur: float = 1.0
     noise: float = 6.0
