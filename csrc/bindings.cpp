@@ -426,6 +426,8 @@ edgeseg::TrackerOptions tracker_options(const py::kwargs& kwargs) {
       o.second_match_iou = to_float(v, key);
     else if (key == "unconfirmed_match_iou")
       o.unconfirmed_match_iou = to_float(v, key);
+    else if (key == "duplicate_iou")
+      o.duplicate_iou = to_float(v, key);
     else if (key == "lost_frames")
       o.lost_frames = to_int64(v, key);
     else if (key == "min_hits")
@@ -449,6 +451,7 @@ py::dict tracker_options_dict(const edgeseg::TrackerOptions& o) {
   d["match_iou"] = o.match_iou;
   d["second_match_iou"] = o.second_match_iou;
   d["unconfirmed_match_iou"] = o.unconfirmed_match_iou;
+  d["duplicate_iou"] = o.duplicate_iou;
   d["lost_frames"] = o.lost_frames;
   d["min_hits"] = o.min_hits;
   d["use_masks"] = o.use_masks;

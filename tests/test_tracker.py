@@ -14,6 +14,7 @@ from edgeseg import _core
 from edgeseg.masks import InstanceMasks
 from edgeseg.result import Result
 from edgeseg.track import Track, Tracker, TrackerConfig
+
 from track_reference import (
     Mask,
     RefTracker,
@@ -212,6 +213,22 @@ def test_mask_association_separates_what_box_association_confuses():
     assert gt_consistent(frames, mask_ids)
     assert all(f.tolist() == [1, 2] for f in mask_ids)
     assert not gt_consistent(frames, box_ids)
+
+
+@pytest.mark.parametrize("association", ASSOCIATIONS)
+def test_an_object_detected_as_two_classes_gets_one_track(association):
+    # Class-aware NMS keeps one box per class: a part seen as "bracket" (0.9) and "bolt" (0.7) arrives
+    # twice. The second detection starts no track (it would be counted twice); the part's id holds.
+    frames = []
+    for t in range(8):
+        x = 20 + 5 * t
+        frames.append([moving(1, 20, 30, 5, 0, t, cls=0), Det(1, (x + 1, 30, x + 31, 54), score=0.7, cls=1)])
+    ids = run_both(frames, association=association, new_track_thresh=0.6)
+    assert all(f.tolist() == [1, -1] for f in ids)
+    assert gt_consistent(frames, ids)
+    # With the check off, the duplicate gets its own track.
+    ids = run_both(frames, association=association, new_track_thresh=0.6, duplicate_iou=1.0)
+    assert ids[0].tolist() == [1, 2]
 
 
 def test_detections_without_masks_fall_back_to_box_iou():

@@ -172,10 +172,10 @@ def f32(v: float) -> float:
 
 class RefTracker:
     def __init__(self, high_thresh=0.5, low_thresh=0.1, new_track_thresh=0.6, match_iou=0.2,
-                 second_match_iou=0.5, unconfirmed_match_iou=0.3, lost_frames=30, min_hits=1,
-                 use_masks=True, fuse_score=True) -> None:  # fmt: skip
+                 second_match_iou=0.5, unconfirmed_match_iou=0.3, duplicate_iou=0.8, lost_frames=30,
+                 min_hits=1, use_masks=True, fuse_score=True) -> None:  # fmt: skip
         self.o = dict(high=f32(high_thresh), low=f32(low_thresh), new=f32(new_track_thresh), m1=f32(match_iou),
-                      m2=f32(second_match_iou), m3=f32(unconfirmed_match_iou))  # fmt: skip
+                      m2=f32(second_match_iou), m3=f32(unconfirmed_match_iou), dup=f32(duplicate_iou))  # fmt: skip
         self.lost_frames, self.min_hits = lost_frames, min_hits
         self.use_masks, self.fuse = use_masks, fuse_score
         self.tracks: list[RefTrack] = []
@@ -198,6 +198,13 @@ class RefTracker:
                 if sim >= thresh and sim > 0:
                     edges.append((r, c, thresh - sim))
         return best_matching(len(rows), edges)
+
+    def _overlap(self, e: int, owner: RefTrack, d: int) -> float:
+        """IoU of detection d with detection e, already given to ``owner``: masks where both have one."""
+        dm = self._det_masks[d] if self._det_masks is not None else None
+        if dm is not None and dm.area > 0 and owner.mask is not None:
+            return mask_iou(owner.mask, 0, 0, dm)
+        return box_iou(self._boxes[e], self._boxes[d])
 
     def _match(self, t: RefTrack, d: int) -> None:
         b = self._boxes[d]
@@ -278,6 +285,8 @@ class RefTracker:
         for d in left:
             if d in used or self._scores[d] < o["new"]:
                 continue
+            if any(self._overlap(e, t, d) > o["dup"] for e, t in owner.items()):
+                continue  # the same object detected twice
             b = self._boxes[d]
             z = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, b[2] - b[0], b[3] - b[1]])
             t = RefTrack(Kalman(z), start_frame=self.frame, hits=1, last_frame=self.frame, score=float(self._scores[d]))

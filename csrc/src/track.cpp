@@ -361,7 +361,8 @@ void check_tracker_options(const TrackerOptions& o) {
   const std::pair<const char*, float> unit[] = {
       {"high_thresh", o.high_thresh},           {"low_thresh", o.low_thresh},
       {"new_track_thresh", o.new_track_thresh}, {"match_iou", o.match_iou},
-      {"second_match_iou", o.second_match_iou}, {"unconfirmed_match_iou", o.unconfirmed_match_iou}};
+      {"second_match_iou", o.second_match_iou}, {"unconfirmed_match_iou", o.unconfirmed_match_iou},
+      {"duplicate_iou", o.duplicate_iou}};
   for (const auto& [name, v] : unit) {
     if (!(v >= 0.f && v <= 1.f))
       throw InvalidArgument(std::string(name) + " must be in [0, 1], got " + std::to_string(v));
@@ -418,6 +419,25 @@ struct Tracker::Impl {
     }
     return detail::assign_edges(static_cast<int64_t>(rows.size()),
                                 static_cast<int64_t>(cols.size()), edges);
+  }
+
+  // Whether detection d's box overlaps, by IoU above duplicate_iou, a detection given to a track
+  // this frame (by a stage or as a new track). Class-aware NMS keeps one box per class, so an
+  // object seen as two classes arrives twice; a second track would count it twice.
+  // Masks are compared where both have one (the owner's mask now sits in its track, unshifted),
+  // so two parts lying across each other, whose boxes overlap a lot, stay two.
+  bool duplicates_owned(int64_t d, const std::vector<double>& det_boxes) const {
+    const bool has_mask =
+        opt.use_masks && d < static_cast<int64_t>(det_masks.size()) && !det_masks[d].empty();
+    for (size_t e = 0; e < track_of.size(); ++e) {
+      if (track_of[e] < 0) continue;
+      const Track& owner = tracks[track_of[e]];
+      const double iou = has_mask && !owner.mask.empty()
+                             ? packed_iou(owner.mask, 0, 0, det_masks[d])
+                             : box_iou(det_boxes.data() + 4 * e, det_boxes.data() + 4 * d);
+      if (iou > opt.duplicate_iou) return true;
+    }
+    return false;
   }
 
   void apply_match(Track& t, int64_t d, const float* boxes, const float* scores,
@@ -644,6 +664,7 @@ TrackUpdate Tracker::update(const float* boxes, const float* scores, const int32
   for (size_t c = 0; c < left.size(); ++c) {
     const int64_t d = left[c];
     if (left_used[c] || scores[d] < o.new_track_thresh) continue;
+    if (s.duplicates_owned(d, det_boxes)) continue;  // one object detected twice: one track
     Track t;
     double z[4];
     center_size(boxes + 4 * d, z);

@@ -39,6 +39,7 @@ _UNIT_FIELDS = (
     "match_iou",
     "second_match_iou",
     "unconfirmed_match_iou",
+    "duplicate_iou",
 )
 _CORE_FIELDS = (*_UNIT_FIELDS, "lost_frames", "min_hits", "fuse_score")
 
@@ -63,6 +64,9 @@ class TrackerConfig:
             ``fuse_score``) is at least this.
         second_match_iou: stage 2 matches pairs whose IoU is at least this (never fused).
         unconfirmed_match_iou: stage 3 matches pairs whose similarity (fused as in stage 1) is at least this.
+        duplicate_iou: a detection whose box overlaps one already given to a track this frame by more than
+            this IoU starts no track: it is the same object seen as a second class (class-aware NMS keeps
+            one box per class), and a second track would count it twice. 1 disables the check.
         lost_frames: a lost track may be found again after up to this many frames without a detection,
             then it is removed.
         min_hits: consecutive frames with a detection that confirm a new track and give it its id;
@@ -81,6 +85,7 @@ class TrackerConfig:
     match_iou: float = 0.2
     second_match_iou: float = 0.5
     unconfirmed_match_iou: float = 0.3
+    duplicate_iou: float = 0.8
     lost_frames: int = 30
     min_hits: int = 1
     fuse_score: bool = True

@@ -21,7 +21,10 @@
 //    activation needs consecutive hits.
 // 5. High detections still unmatched with score >= new_track_thresh start a tentative track (one
 //    hit). A tentative track is confirmed, and takes the next id (1, 2, 3, ... never reused until
-//    reset()), as soon as it has min_hits hits: with min_hits = 1 at once.
+//    reset()), as soon as it has min_hits hits: with min_hits = 1 at once. A detection whose box
+//    overlaps, by IoU > duplicate_iou, one already given to a track this frame (by a stage, or as
+//    a new track: detections in input order) starts none: it is the same object detected twice
+//    (class-aware NMS keeps one box per class), and a second track would count it twice.
 // 6. Lost tracks not matched for more than lost_frames consecutive frames are removed: a track
 //    may be found again after up to lost_frames frames without a detection.
 // Each stage picks the matching that maximizes the sum of (sim - threshold) over its pairs (see
@@ -45,6 +48,7 @@ struct TrackerOptions {
   float match_iou = 0.2f;              // stage 1: least (fused) similarity of a match
   float second_match_iou = 0.5f;       // stage 2: least IoU of a match
   float unconfirmed_match_iou = 0.3f;  // stage 3: least (fused) similarity of a match
+  float duplicate_iou = 0.8f;          // no new track for a box overlapping a tracked one more
   int64_t lost_frames = 30;            // frames a lost track waits to be found again
   int64_t min_hits = 1;                // consecutive matched frames that confirm a track
   bool use_masks = true;               // mask IoU where both sides have a mask, else box IoU
