@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import statistics
 import subprocess
 import time
@@ -58,3 +59,12 @@ def versions(names: tuple[str, ...]) -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
     return out
+
+
+def write_json(path: Path | None, result: Any, indent: int = 1) -> None:
+    """Write a benchmark's result as JSON to ``path`` (its folder created), and say so; nothing when None."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=indent) + "\n")
+    print(f"wrote {path}")

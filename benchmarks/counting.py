@@ -30,7 +30,6 @@ rendering included):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -47,7 +46,7 @@ import edgeseg
 from edgeseg.counting import LineCounter
 from edgeseg.synthparts import BeltConfig, write_belt_video
 
-from common import box_iou, git_state, versions
+from common import box_iou, git_state, versions, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.95
@@ -312,10 +311,7 @@ def main() -> int:
     )
     for m in misses:
         print(f"  miss: seed {m['seed']} {m['class']}: found {m['found']} true {m['true']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

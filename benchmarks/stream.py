@@ -35,7 +35,7 @@ import numpy as np
 
 import edgeseg
 
-from common import git_state, versions
+from common import git_state, versions, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -248,9 +248,7 @@ def main() -> None:
             row = soak(models[0], frames[:60], args.soak, args.cycles)
             print(json.dumps({k: v for k, v in row.items() if k != "rss_samples"}), flush=True)
             report["soak"] = row
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ detections on the 2-core development machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -29,7 +28,7 @@ from edgeseg.masks import InstanceMasks
 from edgeseg.result import Result
 from edgeseg.track import Tracker
 
-from common import git_state, versions
+from common import git_state, versions, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 1080, 1920
@@ -132,10 +131,7 @@ def main() -> int:
         "command": " ".join(["python", *sys.argv]),
         "wall_s": round(time.perf_counter() - started, 1),
     }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import sys
@@ -69,7 +68,7 @@ import numpy as np
 import edgeseg
 from edgeseg.synthparts import BeltConfig, write_belt_video
 
-from common import box_iou, git_state, versions
+from common import box_iou, git_state, versions, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DETECT_CONF = 0.1  # what model.stream() runs the model at when tracking (TrackerConfig.low_thresh)
@@ -407,10 +406,7 @@ def main() -> int:
         "wall_s": round(time.perf_counter() - started, 1),
     }
     print(f"\nwall {result['wall_s']:.0f} s")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    write_json(args.json, result)
     return 0
 
 

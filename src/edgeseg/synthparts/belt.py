@@ -52,7 +52,6 @@ from .scene import (
     _drop_shadow,
     _fast_normal,
     _Illumination,
-    _is_number,
     _Lighting,
     _Part,
     _part_colour,
@@ -62,6 +61,8 @@ from .scene import (
     _project,
     _rasterize,
     _window,
+    check_part_size,
+    masks_of,
 )
 
 _IDENTITY = np.eye(3)
@@ -136,19 +137,7 @@ class BeltConfig:
         check("spawn_rate", 0, 2)
         check("touching", 0, 1)
         check("max_overlap", 0, 0.6)
-        side = min(self.width, self.height) / 2
-        size = self.part_size
-        ok = (
-            isinstance(size, (tuple, list))
-            and len(size) == 2
-            and all(_is_number(s) for s in size)
-            and 16 <= size[0] <= size[1] <= side
-        )
-        if not ok:
-            raise ValueError(
-                f"BeltConfig.part_size={size!r} is out of range: use (min, max) with 16 <= min <= max <= {side:g} "
-                "(half the smaller frame side)"
-            )
+        check_part_size("BeltConfig", self.part_size, min(self.width, self.height) / 2, "half the smaller frame side")
         check("defect_rate", 0, 1)
         check("blur", 0, 10)
         check("noise", 0, 64)
@@ -187,8 +176,7 @@ class BeltFrame:
 
     def masks(self) -> np.ndarray:
         """(N, H, W) bool visible masks (memory grows with N x H x W)."""
-        ids = np.arange(1, len(self) + 1, dtype=self.instance_map.dtype)
-        return self.instance_map[None] == ids[:, None, None]
+        return masks_of(self.instance_map, len(self))
 
     def __len__(self) -> int:
         return len(self.ids)

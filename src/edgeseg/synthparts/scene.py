@@ -67,25 +67,28 @@ class SceneConfig:
         _check_number("height", self.height, 64, 8192, integer=True)
         _check_number("max_parts", self.max_parts, 1, 1000, integer=True)
         _check_number("min_parts", self.min_parts, 0, self.max_parts, integer=True, hi_text="max_parts")
-        side = min(self.width, self.height)
-        size = self.part_size
-        ok = (
-            isinstance(size, (tuple, list))
-            and len(size) == 2
-            and all(_is_number(s) for s in size)
-            and 16 <= size[0] <= size[1] <= side
-        )
-        if not ok:
-            raise ValueError(
-                f"SceneConfig.part_size={size!r} is out of range: use (min, max) with 16 <= min <= max <= {side} "
-                "(the smaller image side)"
-            )
+        check_part_size("SceneConfig", self.part_size, min(self.width, self.height), "the smaller image side")
         _check_number("defect_rate", self.defect_rate, 0, 1)
         _check_number("overlap", self.overlap, 0, 1)
         _check_number("min_visible", self.min_visible, 0, 1)
         _check_number("blur", self.blur, 0, 10)
         _check_number("noise", self.noise, 0, 64)
         _check_number("perspective", self.perspective, 0, 0.25)
+
+
+def check_part_size(owner: str, size: object, side: float, side_text: str) -> None:
+    """Raise ValueError unless ``size`` is ``(min, max)`` with ``16 <= min <= max <= side``."""
+    ok = (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(_is_number(s) for s in size)
+        and 16 <= size[0] <= size[1] <= side
+    )
+    if not ok:
+        raise ValueError(
+            f"{owner}.part_size={size!r} is out of range: use (min, max) with 16 <= min <= max <= {side:g} "
+            f"({side_text})"
+        )
 
 
 def _is_number(value: object) -> bool:
@@ -133,11 +136,16 @@ class Scene:
 
     def masks(self) -> np.ndarray:
         """(N, H, W) bool visible masks (memory grows with N x H x W)."""
-        ids = np.arange(1, len(self) + 1, dtype=self.instance_map.dtype)
-        return self.instance_map[None] == ids[:, None, None]
+        return masks_of(self.instance_map, len(self))
 
     def __len__(self) -> int:
         return len(self.classes)
+
+
+def masks_of(instance_map: np.ndarray, n: int) -> np.ndarray:
+    """(n, H, W) bool masks of an instance map where ``i + 1`` marks instance ``i`` (0 is background)."""
+    ids = np.arange(1, n + 1, dtype=instance_map.dtype)
+    return instance_map[None] == ids[:, None, None]
 
 
 @dataclass
