@@ -172,11 +172,11 @@ def _measure(fn: Callable[[], Any], repeats: int, cap_s: float) -> tuple[Any, fl
 def _postprocessors(kind: _Kind, tools: list[str]) -> dict[str, Callable[[_Run, float, float, int], Any]]:
     """The timed call of each tool: ``call(run, conf, iou, max_det)`` on the raw outputs of ``run``.
 
-    edgeseg: ``model._head(outputs, 0, letterbox, PostprocessOptions(...))``, exactly what ``Model.__call__``
+    edgeseg: ``model.head(outputs, 0, letterbox, PostprocessOptions(...))``, exactly what ``Model.__call__``
     runs after inference. edgefirst-hal: ``EdgefirstPost`` without its pre-NMS top-k (so it keeps the same
     candidates). Ultralytics: ``UltralyticsPost`` (one torch thread).
     """
-    spec, head = kind.spec, kind.model._head
+    spec, head = kind.spec, kind.model.head
     calls: dict[str, Callable[[_Run, float, float, int], Any]] = {
         "edgeseg": lambda run, conf, iou, max_det: head(
             run.outputs, 0, run.letterbox, PostprocessOptions(conf=conf, iou=iou, max_det=max_det)
@@ -358,7 +358,7 @@ def _floor(kind: _Kind, runs: list[_Run], args: argparse.Namespace) -> dict[str,
     decode alone (``_core.decode_yolo`` with the head's arguments) and its whole postprocess."""
     from edgeseg import _core
 
-    spec, head = kind.spec, kind.model._head
+    spec, head = kind.spec, kind.model.head
     nc = spec.num_classes
     options = PostprocessOptions(conf=FLOOR_CONF)
     axis = 1 if spec.detections_anchor_major else 0
@@ -856,11 +856,11 @@ def main() -> int:
             # Right after inference, as in a perception loop: the outputs are not in the caches yet.
             outputs = model.runtime.run(feeds)
             options = PostprocessOptions(conf=conf, max_det=max_det)
-            cold[name] = median_ms(lambda o=outputs, b=lb, opt=options: model._head(o, 0, b, opt), 1)
+            cold[name] = median_ms(lambda o=outputs, b=lb, opt=options: model.head(o, 0, b, opt), 1)
         runs.append((lb, outputs, inference_ms, cold))
     inference = statistics.median(r[2] for r in runs)
 
-    head = model._head
+    head = model.head
     rows = []
     for name, conf, max_det, target in SETTINGS:
         options = PostprocessOptions(conf=conf, max_det=max_det)

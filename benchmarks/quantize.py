@@ -78,7 +78,7 @@ def main() -> int:
         feeds = {tflite.spec.input.name: tensor}
         outputs = tflite.runtime.run(feeds)
         inf.append(median_ms(lambda f=feeds: tflite.runtime.run(f), args.repeats))
-        post.append(median_ms(lambda o=outputs, b=lb: tflite._head(o, 0, b, options), args.repeats))
+        post.append(median_ms(lambda o=outputs, b=lb: tflite.head(o, 0, b, options), args.repeats))
     results["tflite_int8"] = {
         "model": "yolo11n-seg-int8.tflite",
         "inference_ms_median": statistics.median(inf),

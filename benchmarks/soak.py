@@ -100,7 +100,7 @@ def load_runs(model: edgeseg.Model, paths: list[Path]) -> list[Run]:
 
 def postprocess(model: edgeseg.Model, run: Run, options: PostprocessOptions) -> Instances:
     """The head on one image's raw outputs, plus the RLE of its masks (what a COCO export does)."""
-    inst = model._head(run.outputs, 0, run.letterbox, options)
+    inst = model.head(run.outputs, 0, run.letterbox, options)
     inst.masks.rle()
     return inst
 

@@ -74,4 +74,4 @@ def check_model(model: Model) -> HealthReport:
     spec = model.spec
     tensor, _ = model.preprocess([synthetic_image(*spec.imgsz)])
     outputs = model.runtime.run({spec.input.name: tensor})
-    return inspect_outputs(spec, outputs, model._head.max_class_score(outputs, 0))
+    return inspect_outputs(spec, outputs, model.head.max_class_score(outputs, 0))

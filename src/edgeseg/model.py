@@ -14,7 +14,7 @@ import numpy as np
 
 from ._core import Letterbox
 from .errors import ImageError, ModelError
-from .heads import PostprocessOptions, make_head
+from .heads import Head, PostprocessOptions, make_head
 from .io import ImageSource, read_image
 from .preprocess import fit_input_size, letterbox, to_input
 from .result import Result
@@ -50,6 +50,12 @@ class Model:
     def __repr__(self) -> str:
         spec = self.spec
         return f"Model({spec.path!r}, head={spec.head}, runtime={self.runtime.name}, classes={spec.num_classes})"
+
+    @property
+    def head(self) -> Head:
+        """The decoder of this model's raw outputs (``head(outputs, index, letterbox, options)`` -> Instances),
+        for timing or reusing the postprocess without building Results; ``postprocess`` wraps it."""
+        return self._head
 
     @property
     def names(self) -> tuple[str, ...]:

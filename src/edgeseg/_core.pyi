@@ -1,0 +1,141 @@
+"""Type stubs of ``edgeseg._core``, the pybind11 bindings of the C++ core (csrc/bindings.cpp).
+
+Every function validates its arguments and raises ``ValueError`` (``CoreValueError``) with a message for the end
+user; arrays may come in any dtype-compatible layout and are never modified. Results are fresh numpy arrays.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_Quant = tuple[float, int]  # (scale, zero_point): real = (q - zero_point) * scale
+_Pair = tuple[int, int] | Sequence[int]
+
+class CoreValueError(ValueError):
+    """A core argument is out of range, of the wrong shape or dtype, or inconsistent with another."""
+
+class Letterbox:
+    """How a source image of (src_h, src_w) sits in a model input of (dst_h, dst_w): resized to (new_h, new_w)
+    and padded by (pad_top, pad_left), with Ultralytics' rounding. Made by ``make_letterbox``; read-only."""
+
+    def __init__(self, *args: Any) -> None: ...
+    @property
+    def src_h(self) -> int: ...
+    @property
+    def src_w(self) -> int: ...
+    @property
+    def dst_h(self) -> int: ...
+    @property
+    def dst_w(self) -> int: ...
+    @property
+    def new_h(self) -> int: ...
+    @property
+    def new_w(self) -> int: ...
+    @property
+    def pad_top(self) -> int: ...
+    @property
+    def pad_left(self) -> int: ...
+
+def make_letterbox(src_h: int, src_w: int, dst_h: int, dst_w: int) -> Letterbox:
+    """The letterbox of a (src_h, src_w) image in a (dst_h, dst_w) input."""
+
+def unletterbox_boxes(boxes: npt.ArrayLike, letterbox: Letterbox) -> npt.NDArray[np.float32]:
+    """(N, 4) x1 y1 x2 y2 boxes from model-input pixels back to source pixels, clipped to the source image."""
+
+def decode_yolo(
+    prediction: npt.ArrayLike,
+    num_classes: int,
+    conf: float,
+    iou: float,
+    max_det: int,
+    pre_nms_topk: int,
+    agnostic: bool,
+    class_allowed: npt.ArrayLike | None = None,
+    quant: _Quant | None = None,
+    box_scale: tuple[float, float] = (1.0, 1.0),
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """Raw YOLOv8/YOLO11-seg head (features x anchors) -> (boxes (N, 4), scores (N,), class ids (N,),
+    mask coefficients (N, C)) after the score threshold and NMS, by descending score."""
+
+def decode_yolo_e2e(
+    rows: npt.ArrayLike,
+    num_classes: int,
+    conf: float,
+    max_det: int,
+    class_allowed: npt.ArrayLike | None = None,
+    quant: _Quant | None = None,
+    box_scale: tuple[float, float] = (1.0, 1.0),
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """End-to-end head rows (x1 y1 x2 y2 score class coefficients) -> the same tuple as ``decode_yolo``."""
+
+def nms(
+    boxes: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    class_ids: npt.ArrayLike | None = None,
+    iou: float = 0.7,
+    max_det: int = 300,
+    agnostic: bool = False,
+) -> npt.NDArray[np.int64]:
+    """Greedy NMS: indices of the kept boxes by descending score (ties: lower index first)."""
+
+def assemble_masks(
+    prototypes: npt.ArrayLike,
+    coefficients: npt.ArrayLike,
+    boxes: npt.ArrayLike,
+    input_hw: _Pair,
+    image_hw: _Pair,
+    soft: bool = False,
+    drop_empty: bool = True,
+    quant: _Quant | None = None,
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.uint8],
+    npt.NDArray[np.float32] | None,
+    npt.NDArray[np.int64],
+]:
+    """Masks of the detections cropped to their boxes at image resolution and bit-packed by row: (kept detection
+    indices (K,), rects (K, 4) x0 y0 w h, offsets (K + 1,), packed bits, soft probabilities or None, areas (K,))."""
+
+def rle_encode(bits: npt.ArrayLike, offsets: npt.ArrayLike, rects: npt.ArrayLike, image_hw: _Pair) -> list[bytes]:
+    """COCO compressed RLE strings of bit-packed crops placed in an image of ``image_hw``."""
+
+def linear_assignment(cost: npt.ArrayLike, max_cost: float) -> npt.NDArray[np.int64]:
+    """Per row the column matched at minimum total cost, or -1; pairs costing more than max_cost never match."""
+
+def mask_iou(
+    rects_a: npt.ArrayLike,
+    offsets_a: npt.ArrayLike,
+    bits_a: npt.ArrayLike,
+    rects_b: npt.ArrayLike,
+    offsets_b: npt.ArrayLike,
+    bits_b: npt.ArrayLike,
+    shifts: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.float64]:
+    """(Na, Nb) IoU of every pair of two sets of bit-packed crops, the first set moved by ``shifts`` (Na, 2)."""
+
+class Tracker:
+    """ByteTrack-style tracker of the C++ core (see ``edgeseg.track.Tracker``); one per stream."""
+
+    def __init__(self, **options: float | int | bool) -> None: ...
+    def update(
+        self,
+        boxes: npt.ArrayLike,
+        scores: npt.ArrayLike,
+        class_ids: npt.ArrayLike | None = None,
+        mask_rects: npt.ArrayLike | None = None,
+        mask_offsets: npt.ArrayLike | None = None,
+        mask_bits: npt.ArrayLike | None = None,
+        warp: npt.ArrayLike | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+        """One frame: (track ids (N,), voted classes (N,)), -1 where a detection is in no confirmed track."""
+    def tracks(self) -> dict[str, npt.NDArray[Any]]:
+        """Confirmed tracks (tracked and lost): ids, boxes, scores, class_ids, hits, age, time_since_update, lost."""
+    def reset(self) -> None: ...
+    @property
+    def frame(self) -> int: ...
+    @property
+    def options(self) -> dict[str, float | int | bool]: ...
