@@ -63,7 +63,14 @@ class FrameSource(Protocol):
         ...
 
     def close(self) -> None:
-        """Release the device or file; safe to call twice."""
+        """Release the device or file; safe to call twice. Called by the thread that reads."""
+        ...
+
+    def stop(self) -> None:
+        """Ask a read under way to give up as soon as it can (a reconnection backoff ends at once).
+
+        Thread-safe: the stream calls it from the thread that closes it, while another thread may be reading.
+        """
         ...
 
 
@@ -195,6 +202,9 @@ class _Capture:
         log.error("%s: gone after %d reconnection attempts", self.name, self._reconnect)
         return False
 
+    def stop(self) -> None:
+        self._closed.set()
+
     def close(self) -> None:
         self._closed.set()
         self._cap.release()
@@ -224,6 +234,9 @@ class _Folder:
                 continue
             return Frame(index, image, index / self.fps, time.perf_counter())
         return None
+
+    def stop(self) -> None:
+        pass  # reads are short: the stream's closed channels end the loop
 
     def close(self) -> None:
         self._paths = iter(())
@@ -259,6 +272,9 @@ class _Iterable:
                 image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
             return Frame(index, image, float(stamp) if stamp is not None else time.time(), time.perf_counter())
         return None
+
+    def stop(self) -> None:
+        pass  # a blocked next() cannot be interrupted from outside; the capture thread ends when it returns
 
     def close(self) -> None:
         close = getattr(self._items, "close", None)  # a generator: run its finally blocks now

@@ -242,9 +242,7 @@ class Stream:
         if self._closed:
             return
         self._closed = True
-        stop = getattr(self.source, "_closed", None)
-        if isinstance(stop, threading.Event):
-            stop.set()  # ends a reconnection backoff at once
+        self.source.stop()  # ends a reconnection backoff at once
         for channel in self._channels:
             channel.close()
         me = threading.current_thread()
