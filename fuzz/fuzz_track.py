@@ -28,15 +28,8 @@ import numpy as np
 
 from edgeseg import _core
 
-OPTION_NAMES = (
-    "high_thresh",
-    "low_thresh",
-    "new_track_thresh",
-    "match_iou",
-    "second_match_iou",
-    "unconfirmed_match_iou",
-    "duplicate_iou",
-)
+# The core's own list of [0, 1] options, so an option added to the tracker is fuzzed without an edit here.
+OPTION_NAMES = tuple(k for k, v in _core.Tracker().options.items() if isinstance(v, float))
 
 
 def fuzz_options(fdp: atheris.FuzzedDataProvider) -> dict:
