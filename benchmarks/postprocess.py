@@ -99,16 +99,19 @@ class _Kind:
 
     def det(self, run: _Run) -> np.ndarray:
         """The detections output (1, 4 + nc + nm, anchors) of ``run``."""
-        return run.outputs[self.spec.detections_output]
+        return run.outputs[self.spec.layout.detections_output]
 
     def protos(self, run: _Run) -> np.ndarray:
         """The prototypes output of ``run``, NCHW or NHWC as the model gives it."""
-        return run.outputs[self.spec.prototypes_output]
+        return run.outputs[self.spec.layout.prototypes_output]
 
     @property
     def quant(self) -> dict[str, tuple[float, int]] | None:
         """``{"det": (scale, zero_point), "protos": ...}`` for integer outputs (the peers' convention), else None."""
-        det, protos = self.spec.outputs[self.spec.detections_output], self.spec.outputs[self.spec.prototypes_output]
+        det, protos = (
+            self.spec.outputs[self.spec.layout.detections_output],
+            self.spec.outputs[self.spec.layout.prototypes_output],
+        )
         if det.scale is None:
             return None
         return {"det": (det.scale, int(det.zero_point)), "protos": (protos.scale, int(protos.zero_point))}
@@ -361,12 +364,12 @@ def _floor(kind: _Kind, runs: list[_Run], args: argparse.Namespace) -> dict[str,
     spec, head = kind.spec, kind.model.head
     nc = spec.num_classes
     options = PostprocessOptions(conf=FLOOR_CONF)
-    axis = 1 if spec.detections_anchor_major else 0
+    axis = 1 if spec.layout.detections_anchor_major else 0
     floor, decode, post = [], [], []
     for run in runs:
         det = kind.det(run)
-        block = det[0, :, 4 : 4 + nc] if spec.detections_anchor_major else det[0, 4 : 4 + nc]
-        pred = det[0].T if spec.detections_anchor_major else det[0]
+        block = det[0, :, 4 : 4 + nc] if spec.layout.detections_anchor_major else det[0, 4 : 4 + nc]
+        pred = det[0].T if spec.layout.detections_anchor_major else det[0]
         lb = run.letterbox
         floor.append(_measure(lambda b=block: b.max(axis), args.repeats, args.time_cap)[1])
         decode.append(
@@ -380,7 +383,7 @@ def _floor(kind: _Kind, runs: list[_Run], args: argparse.Namespace) -> dict[str,
             )[1]
         )  # fmt: skip
         post.append(_measure(lambda r=run: head(r.outputs, 0, r.letterbox, options), args.repeats, args.time_cap)[1])
-    block = block.T if spec.detections_anchor_major else block  # classes x anchors, as described
+    block = block.T if spec.layout.detections_anchor_major else block  # classes x anchors, as described
     row = {
         "outputs": kind.name,
         "model": kind.path.name,

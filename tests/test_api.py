@@ -369,14 +369,14 @@ def test_spec(model_file: str) -> None:
     assert spec.runtime == "onnxruntime"
     assert spec.num_classes == 80 and spec.names == COCO80_NAMES
     assert m.names == spec.names
-    assert spec.num_coeffs == 32
+    assert spec.layout.num_coeffs == 32
     assert spec.imgsz == imgsz
     assert spec.dynamic_hw is dynamic_hw
     assert spec.batch == batch
     assert spec.stride == 32
     assert spec.input_layout == "NCHW"
     assert len(spec.outputs) == 2
-    assert {spec.detections_output, spec.prototypes_output} == {0, 1}
+    assert {spec.layout.detections_output, spec.layout.prototypes_output} == {0, 1}
     text = spec.describe()
     for i, out in enumerate(spec.outputs):
         assert f"output {i}:" in text and out.name in text

@@ -179,8 +179,8 @@ def test_missing_model(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no such model file") as info:
         edgeseg.load(tmp_path / "missing.onnx")
     assert "missing.onnx" in str(info.value)
-    with pytest.raises(ModelError, match="no such model file"):
-        edgeseg.load(tmp_path)  # a folder
+    with pytest.raises(ModelError, match=r"needs exactly one model file .* found no \.onnx or \.tflite file"):
+        edgeseg.load(tmp_path)  # a folder (a work directory) without a model
 
 
 def test_unsupported_extension(tmp_path: Path) -> None:

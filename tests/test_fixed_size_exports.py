@@ -13,8 +13,8 @@ import pytest
 
 import edgeseg
 from edgeseg.errors import ModelError
+from edgeseg.families import build_spec
 from edgeseg.io import read_image
-from edgeseg.spec import build_spec
 
 from conftest import IMAGES, MODELS, require_shared
 
@@ -73,9 +73,9 @@ def test_fixed_size_export_predicts_as_the_dynamic_model(
     tmp_path: Path, hw: tuple[int, int], images: list[np.ndarray], dynamic: edgeseg.Model
 ) -> None:
     fixed = edgeseg.load(_fixed_export(tmp_path, hw))
-    p = fixed.spec.outputs[fixed.spec.prototypes_output].shape
+    p = fixed.spec.outputs[fixed.spec.layout.prototypes_output].shape
     assert tuple(p) == (1, 32, hw[0] // 4, hw[1] // 4)
-    assert not fixed.spec.prototypes_nhwc and fixed.spec.num_coeffs == 32 and fixed.spec.imgsz == hw
+    assert not fixed.spec.layout.prototypes_nhwc and fixed.spec.layout.num_coeffs == 32 and fixed.spec.imgsz == hw
     _same_predictions(fixed, dynamic, images)
 
 
@@ -83,7 +83,7 @@ def test_nhwc_prototypes_are_read_from_the_shapes(
     tmp_path: Path, images: list[np.ndarray], dynamic: edgeseg.Model
 ) -> None:
     fixed = edgeseg.load(_fixed_export(tmp_path, (160, 160), protos_nhwc=True))
-    assert fixed.spec.prototypes_nhwc
+    assert fixed.spec.layout.prototypes_nhwc
     _same_predictions(fixed, dynamic, images)
 
 
@@ -96,7 +96,7 @@ def test_truly_ambiguous_prototypes_are_refused_with_an_override(
         edgeseg.load(path)
     assert "fit both" in str(info.value) and "[1, 32, 32, 32]" in str(info.value)
     fixed = edgeseg.load(path, prototypes_layout="NHWC")
-    assert fixed.spec.prototypes_nhwc
+    assert fixed.spec.layout.prototypes_nhwc
     _same_predictions(fixed, dynamic, images)
     with pytest.raises(ValueError, match="prototypes_layout must be"):
         edgeseg.load(path, prototypes_layout="CHW")

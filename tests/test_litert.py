@@ -37,8 +37,8 @@ def _raw_outputs(model: edgeseg.Model, path: Path):
 def test_spec_reads_quantization_and_layout(model: edgeseg.Model) -> None:
     spec = model.spec
     assert spec.input_layout == "NHWC" and spec.input.dtype == np.int8 and spec.input.scale > 0
-    assert spec.prototypes_nhwc and spec.boxes_normalized and spec.num_classes == 80
-    det = spec.outputs[spec.detections_output]
+    assert spec.layout.prototypes_nhwc and spec.layout.boxes_normalized and spec.num_classes == 80
+    det = spec.outputs[spec.layout.detections_output]
     assert det.dtype == np.int8 and det.scale is not None and det.zero_point is not None
     assert spec.names[0] == "person"  # no metadata: COCO names for 80 classes
 
@@ -46,10 +46,10 @@ def test_spec_reads_quantization_and_layout(model: edgeseg.Model) -> None:
 @pytest.mark.parametrize("conf", [0.25, 0.05, 0.001])
 def test_int8_decode_equals_float_decode_of_dequantized_outputs(model: edgeseg.Model, conf: float) -> None:
     spec = model.spec
-    det_info, proto_info = spec.outputs[spec.detections_output], spec.outputs[spec.prototypes_output]
+    det_info, proto_info = spec.outputs[spec.layout.detections_output], spec.outputs[spec.layout.prototypes_output]
     for path in sorted(IMAGES.glob("*.jpg"))[:6]:
         outputs, lb = _raw_outputs(model, path)
-        det_q, protos_q = outputs[spec.detections_output][0], outputs[spec.prototypes_output][0]
+        det_q, protos_q = outputs[spec.layout.detections_output][0], outputs[spec.layout.prototypes_output][0]
         det_f = (det_q.astype(np.float32) - det_info.zero_point) * np.float32(det_info.scale)
         protos_f = (protos_q.astype(np.float32) - proto_info.zero_point) * np.float32(proto_info.scale)
         scale = (float(lb.dst_w), float(lb.dst_h))
@@ -88,7 +88,7 @@ def test_input_quantization_table_matches_the_reference_formula() -> None:
 def test_float_io_tflite_has_float_tensors() -> None:
     require_shared()
     spec = edgeseg.load(MODELS / "yolov8n-seg-int8-floatio.tflite").spec
-    assert spec.input.dtype == np.float32 and spec.input.scale is None and spec.boxes_normalized
+    assert spec.input.dtype == np.float32 and spec.input.scale is None and spec.layout.boxes_normalized
 
 
 def test_missing_delegate_is_a_clear_error(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ namespace {
 int64_t round_even(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
 }  // namespace
 
-Letterbox make_letterbox(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t dst_w) {
+Letterbox make_letterbox(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t dst_w,
+                         Resize resize) {
   // Bounded above too: the gains and paddings are computed in double and rounded back to int64,
   // which is undefined for results past 2^63, and downstream crops are int32.
   if (src_h <= 0 || src_w <= 0 || src_h > detail::kMaxSide || src_w > detail::kMaxSide)
@@ -27,6 +28,20 @@ Letterbox make_letterbox(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t ds
   lb.src_w = src_w;
   lb.dst_h = dst_h;
   lb.dst_w = dst_w;
+  lb.resize = resize;
+  if (resize == Resize::kStretch) {
+    lb.new_h = dst_h;
+    lb.new_w = dst_w;
+    return lb;
+  }
+  if (resize == Resize::kKeepRatio) {
+    // mmcv's rescale_size: int(side * scale + 0.5), i.e. halves round up; never past the input.
+    const double r =
+        std::min(static_cast<double>(dst_h) / src_h, static_cast<double>(dst_w) / src_w);
+    lb.new_w = std::clamp<int64_t>(static_cast<int64_t>(src_w * r + 0.5), 1, dst_w);
+    lb.new_h = std::clamp<int64_t>(static_cast<int64_t>(src_h * r + 0.5), 1, dst_h);
+    return lb;
+  }
   const double r = std::min(static_cast<double>(dst_h) / src_h, static_cast<double>(dst_w) / src_w);
   lb.new_w = std::max<int64_t>(round_even(src_w * r), 1);
   lb.new_h = std::max<int64_t>(round_even(src_h * r), 1);

@@ -5,7 +5,7 @@ user; arrays may come in any dtype-compatible layout and are never modified. Res
 """
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +18,7 @@ class CoreValueError(ValueError):
 
 class Letterbox:
     """How a source image of (src_h, src_w) sits in a model input of (dst_h, dst_w): resized to (new_h, new_w)
-    and padded by (pad_top, pad_left), with Ultralytics' rounding. Made by ``make_letterbox``; read-only."""
+    and padded by (pad_top, pad_left), as its ``resize`` mode rounds. Made by ``make_letterbox``; read-only."""
 
     def __init__(self, *args: Any) -> None: ...
     @property
@@ -37,9 +37,14 @@ class Letterbox:
     def pad_top(self) -> int: ...
     @property
     def pad_left(self) -> int: ...
+    @property
+    def resize(self) -> Literal["letterbox", "keep_ratio", "stretch"]: ...
 
-def make_letterbox(src_h: int, src_w: int, dst_h: int, dst_w: int) -> Letterbox:
-    """The letterbox of a (src_h, src_w) image in a (dst_h, dst_w) input."""
+def make_letterbox(
+    src_h: int, src_w: int, dst_h: int, dst_w: int, resize: Literal["letterbox", "keep_ratio", "stretch"] = "letterbox"
+) -> Letterbox:
+    """Where a (src_h, src_w) image sits in a (dst_h, dst_w) input: ``"letterbox"`` centred with Ultralytics'
+    rounding, ``"keep_ratio"`` top-left with mmcv's (``int(x + 0.5)``), ``"stretch"`` filling the input."""
 
 def unletterbox_boxes(boxes: npt.ArrayLike, letterbox: Letterbox) -> npt.NDArray[np.float32]:
     """(N, 4) x1 y1 x2 y2 boxes from model-input pixels back to source pixels, clipped to the source image."""

@@ -34,6 +34,12 @@ def add_model_options(p: argparse.ArgumentParser, positional: bool = True) -> No
         action="store_true",
         help="dynamic-size models: letterbox to the full imgsz square instead of the smallest stride multiple",
     )
+    p.add_argument(
+        "--head",
+        default=None,
+        help="model family (yolo, yolact, dets, rtmdet, solov2) for a model whose outputs fit several; "
+        "default: read from the model",
+    )
 
 
 def add_scene_size(p: argparse.ArgumentParser) -> None:
@@ -43,7 +49,14 @@ def add_scene_size(p: argparse.ArgumentParser) -> None:
 
 def load_model(args: argparse.Namespace) -> Model:
     providers = args.providers.split(",") if args.providers else None
-    return load(args.model, providers=providers, threads=args.threads, imgsz=args.imgsz, rect=not args.square)
+    return load(
+        args.model,
+        providers=providers,
+        threads=args.threads,
+        imgsz=args.imgsz,
+        rect=not args.square,
+        head=getattr(args, "head", None),
+    )
 
 
 def parse_classes(text: str | None) -> list | None:
@@ -80,10 +93,21 @@ def make_output_dir(path: Path) -> Path:
     return path
 
 
-def add_detection_options(p: argparse.ArgumentParser, conf: float = 0.25) -> None:
-    p.add_argument("--conf", type=float, default=conf, help=f"minimum class score (default {conf:g})")
-    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
-    p.add_argument("--max-det", type=int, default=300, help="most instances per image (default 300)")
+def add_detection_options(p: argparse.ArgumentParser, conf: float | None = None) -> None:
+    family = "the model family's reference (0.25 for YOLO)"
+    p.add_argument(
+        "--conf", type=float, default=conf, help=f"minimum class score (default {family if conf is None else conf})"
+    )
+    p.add_argument("--iou", type=float, default=None, help="NMS IoU threshold (default: the family's, 0.7 for YOLO)")
+    p.add_argument(
+        "--max-det", type=int, default=None, help="most instances per image (default: the family's, 300 for YOLO)"
+    )
+    p.add_argument(
+        "--nms",
+        choices=("box", "fast", "matrix", "mask"),
+        default=None,
+        help="suppression: box IoU, Fast NMS (YOLACT), Matrix NMS (SOLOv2) or mask IoU (default: the family's)",
+    )
     p.add_argument("--classes", default=None, help="keep only these classes: comma-separated names or indices")
     p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
 
@@ -94,6 +118,7 @@ def detection_kwargs(args: argparse.Namespace) -> dict:
         "conf": args.conf,
         "iou": args.iou,
         "max_det": args.max_det,
+        "nms": args.nms,
         "classes": parse_classes(args.classes),
         "agnostic": args.agnostic,
     }

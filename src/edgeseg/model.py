@@ -14,12 +14,13 @@ import numpy as np
 
 from ._core import Letterbox
 from .errors import ImageError, ModelError
+from .families import build_spec
 from .heads import Head, PostprocessOptions, make_head
 from .io import ImageSource, read_image
-from .preprocess import fit_input_size, letterbox, to_input
+from .preprocess import fit_input_size, make_input
 from .result import Result
 from .runtimes import Runtime, open_runtime
-from .spec import ModelSpec, build_spec
+from .spec import NMS_KINDS, ModelSpec
 
 if TYPE_CHECKING:
     from .sources import StreamSource
@@ -49,7 +50,10 @@ class Model:
 
     def __repr__(self) -> str:
         spec = self.spec
-        return f"Model({spec.path!r}, head={spec.head}, runtime={self.runtime.name}, classes={spec.num_classes})"
+        return (
+            f"Model({spec.path!r}, family={spec.family}, head={spec.head}, runtime={self.runtime.name}, "
+            f"classes={spec.num_classes})"
+        )
 
     @property
     def head(self) -> Head:
@@ -63,41 +67,49 @@ class Model:
         return self.spec.names
 
     @overload
-    def __call__(self, images: ImageSource, conf: float = ..., iou: float = ..., max_det: int = ...,
-                 classes: ClassSelector | None = ..., agnostic: bool = ..., *, rgb: bool = ...,
-                 soft_masks: bool = ..., pre_nms_topk: int = ...) -> Result: ...  # fmt: skip
+    def __call__(self, images: ImageSource, conf: float | None = ..., iou: float | None = ...,
+                 max_det: int | None = ..., classes: ClassSelector | None = ..., agnostic: bool = ..., *,
+                 rgb: bool = ..., soft_masks: bool = ..., pre_nms_topk: int = ...,
+                 nms: str | None = ...) -> Result: ...  # fmt: skip
 
     @overload
-    def __call__(self, images: Sequence[ImageSource], conf: float = ..., iou: float = ..., max_det: int = ...,
-                 classes: ClassSelector | None = ..., agnostic: bool = ..., *, rgb: bool = ...,
-                 soft_masks: bool = ..., pre_nms_topk: int = ...) -> list[Result]: ...  # fmt: skip
+    def __call__(self, images: Sequence[ImageSource], conf: float | None = ..., iou: float | None = ...,
+                 max_det: int | None = ..., classes: ClassSelector | None = ..., agnostic: bool = ..., *,
+                 rgb: bool = ..., soft_masks: bool = ..., pre_nms_topk: int = ...,
+                 nms: str | None = ...) -> list[Result]: ...  # fmt: skip
 
     def __call__(
         self,
         images: ImageSource | Sequence[ImageSource],
-        conf: float = 0.25,
-        iou: float = 0.7,
-        max_det: int = 300,
+        conf: float | None = None,
+        iou: float | None = None,
+        max_det: int | None = None,
         classes: ClassSelector | None = None,
         agnostic: bool = False,
         *,
         rgb: bool = False,
         soft_masks: bool = False,
         pre_nms_topk: int = 30000,
+        nms: str | None = None,
     ) -> Result | list[Result]:
         """Segment one image or a list of images.
 
         Args:
             images: a path, a uint8 array (BGR, OpenCV's convention), or a list of them. Lists go
                 through the model in batches when its batch dimension allows.
-            conf: minimum class score (strictly above) of a detection.
-            iou: IoU above which NMS suppresses the lower-scoring of two boxes.
-            max_det: most detections kept per image.
+            conf: minimum class score (strictly above) of a detection. Default: the family's
+                reference (``model.spec.defaults``; 0.25 for YOLO, 0.05 for YOLACT, ...).
+            iou: IoU above which NMS suppresses the lower-scoring of two boxes (or masks). Default: the
+                family's reference.
+            max_det: most detections kept per image. Default: the family's reference.
             classes: keep only these classes (indices or names).
             agnostic: NMS across classes instead of within each class.
             rgb: arrays are RGB rather than BGR.
             soft_masks: also compute per-pixel probabilities (``result.masks.soft(i)``).
             pre_nms_topk: most candidates entering NMS, highest scores first.
+            nms: ``"box"`` (greedy by box IoU), ``"fast"`` (YOLACT's Fast NMS), ``"matrix"`` (SOLOv2's
+                Matrix NMS, Gaussian decay) or ``"mask"`` (greedy by the IoU of the masks, which keeps
+                overlapping parts apart). Default: the family's reference.
 
         Returns:
             A ``Result`` for a single image, a list of them for a list.
@@ -108,7 +120,7 @@ class Model:
         items = [images] if single else list(images)
         if not items:
             raise ImageError("no images given: pass a path, an array, or a non-empty list of them")
-        options = self.options(conf, iou, max_det, classes, agnostic, soft_masks, pre_nms_topk)
+        options = self.options(conf, iou, max_det, classes, agnostic, soft_masks, pre_nms_topk, nms)
         results: list[Result] = []
         for start in range(0, len(items), self.max_batch):
             results.extend(self._run_batch(items[start : start + self.max_batch], options, rgb))
@@ -117,9 +129,9 @@ class Model:
     def stream(
         self,
         source: StreamSource,
-        conf: float = 0.25,
-        iou: float = 0.7,
-        max_det: int = 300,
+        conf: float | None = None,
+        iou: float | None = None,
+        max_det: int | None = None,
         classes: ClassSelector | None = None,
         agnostic: bool = False,
         *,
@@ -135,6 +147,7 @@ class Model:
         keep_images: bool = True,
         soft_masks: bool = False,
         pre_nms_topk: int = 30000,
+        nms: str | None = None,
     ) -> Stream:
         """Segment (and track, and count) every frame of a video source, in a pipeline of threads.
 
@@ -147,7 +160,7 @@ class Model:
             source: a video file, a camera (int index or ``/dev/videoN``), an ``rtsp://``/``http(s)://`` URL,
                 a GStreamer pipeline ending in ``appsink``, an image folder or glob, or an iterable of BGR
                 arrays (or ``(array, seconds)`` pairs). See ``edgeseg.sources.open_source``.
-            conf, iou, max_det, classes, agnostic, soft_masks, pre_nms_topk: as for ``model(image)``.
+            conf, iou, max_det, classes, agnostic, soft_masks, pre_nms_topk, nms: as for ``model(image)``.
             track: give instances stable ``track_ids`` across frames (ByteTrack-style, mask IoU).
             tracker: a ``Tracker`` (to keep its state or read its tracks) or a ``TrackerConfig``; default
                 ``Tracker()``.
@@ -172,7 +185,8 @@ class Model:
         from .sources import open_source
         from .stream import Stream
 
-        options = self.options(conf, iou, max_det, classes, agnostic, soft_masks, pre_nms_topk)
+        options = self.options(conf, iou, max_det, classes, agnostic, soft_masks, pre_nms_topk, nms)
+        user_conf = options.conf
         if track:
             from .track import Tracker, TrackerConfig
 
@@ -192,7 +206,7 @@ class Model:
                 self,
                 src,
                 options,
-                conf=float(conf),
+                conf=user_conf,
                 tracker=tracker if track else None,
                 counters=counters,
                 realtime=realtime,
@@ -232,35 +246,33 @@ class Model:
     def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
         """The model's input tensor for BGR uint8 images, and where each image sits in it.
 
-        Letterboxed to ``input_size``, in the input's layout and dtype (quantized inputs straight
-        from pixels). For using the raw outputs yourself: ``model.runtime.run({model.spec.input.name:
-        tensor})``.
+        Fitted to ``input_size`` as ``spec.preprocess`` says (resize mode, padding, channel order,
+        mean/std), in the input's layout and dtype (quantized inputs straight from pixels). For using
+        the raw outputs yourself: ``model.infer(tensor)``, then ``model.postprocess``.
         """
-        in_h, in_w = self.input_size([im.shape[:2] for im in images])
-        batch = len(images) if self.spec.batch is None else self.spec.batch
-        inp = self.spec.input
-        nchw = self.spec.input_layout == "NCHW"
-        tensor = np.zeros((batch, 3, in_h, in_w) if nchw else (batch, in_h, in_w, 3), dtype=inp.dtype)
-        quant = None if inp.scale is None else (inp.scale, inp.zero_point)
-        boxes = []
-        for i, image in enumerate(images):
-            canvas, lb = letterbox(image, (in_h, in_w))
-            to_input(canvas, tensor[i], self.spec.input_layout, quant)
-            boxes.append(lb)
-        return tensor, boxes
+        return make_input(images, self.spec, self.input_size([im.shape[:2] for im in images]))
 
     def options(
         self,
-        conf: float = 0.25,
-        iou: float = 0.7,
-        max_det: int = 300,
+        conf: float | None = None,
+        iou: float | None = None,
+        max_det: int | None = None,
         classes: ClassSelector | None = None,
         agnostic: bool = False,
         soft_masks: bool = False,
         pre_nms_topk: int = 30000,
+        nms: str | None = None,
     ) -> PostprocessOptions:
-        """Checked postprocess settings (see ``__call__``), for ``postprocess`` and pipelines."""
+        """Checked postprocess settings (see ``__call__``), for ``postprocess`` and pipelines; None takes
+        the family's reference default (``spec.defaults``)."""
+        d = self.spec.defaults
+        conf = d.conf if conf is None else conf
+        iou = d.iou if iou is None else iou
+        max_det = d.max_det if max_det is None else max_det
+        nms = d.nms if nms is None else nms
         _check_settings(conf, iou, max_det, pre_nms_topk)
+        if nms not in NMS_KINDS:
+            raise ValueError(f"nms must be one of {', '.join(map(repr, NMS_KINDS))}, got {nms!r}")
         return PostprocessOptions(
             conf=float(conf),
             iou=float(iou),
@@ -269,6 +281,8 @@ class Model:
             agnostic=bool(agnostic),
             class_allowed=self._class_flags(classes),
             soft_masks=bool(soft_masks),
+            nms=nms,
+            mask_threshold=d.mask_threshold,
         )
 
     def infer(self, tensor: np.ndarray) -> list[np.ndarray]:
@@ -345,6 +359,22 @@ def _check_settings(conf: float, iou: float, max_det: int, pre_nms_topk: int) ->
             raise ValueError(f"{name} must be in [{low}, {MAX_COUNT}], got {value!r}")
 
 
+MODEL_SUFFIXES = (".onnx", ".tflite")
+
+
+def _model_in_directory(folder: Path) -> Path:
+    """The model of a work directory (MMDeploy's ``end2end.onnx`` beside ``pipeline.json``), or a
+    ModelError listing what is there."""
+    preferred = folder / "end2end.onnx"
+    if preferred.is_file():
+        return preferred
+    models = sorted(f for f in folder.iterdir() if f.suffix.lower() in MODEL_SUFFIXES and f.is_file())
+    if len(models) == 1:
+        return models[0]
+    found = ", ".join(f.name for f in models) or "no .onnx or .tflite file"
+    raise ModelError(f"{folder}: a directory needs exactly one model file (or end2end.onnx); found {found}")
+
+
 def _looks_like_name(path: str | os.PathLike) -> bool:
     return isinstance(path, str) and not Path(path).suffix and os.sep not in path and "/" not in path
 
@@ -362,6 +392,8 @@ def load(
     delegates: Sequence[Any] | None = None,
     xnnpack: bool = True,
     prototypes_layout: str | None = None,
+    head: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Model:
     """Load a segmentation model; everything about it is read from the file.
 
@@ -386,8 +418,13 @@ def load(
         xnnpack: ``.tflite`` only: use LiteRT's XNNPACK CPU delegate (default).
         prototypes_layout: ``"NCHW"`` or ``"NHWC"``: the layout of the prototypes output, only for a
             model whose shapes cannot tell (loading one says so); read from the model by default.
+        head: the model family (``"yolo"``, ``"yolact"``, ``"dets"``, ``"rtmdet"``, ``"solov2"``) when the
+            outputs fit several; read from the model by default.
+        options: family-specific load options (each family's module lists its own).
     """
     p = Path(path)
+    if p.is_dir():
+        p = _model_in_directory(p)
     if not p.is_file():
         from . import zoo
 
@@ -403,5 +440,7 @@ def load(
         if delegates is not None:
             raise ValueError("delegates apply to .tflite models; ONNX models take providers=")
         runtime = open_runtime(p, providers=providers, threads=threads, session_options=session_options)
-    spec = build_spec(str(p), runtime, names=names, imgsz=imgsz, prototypes_layout=prototypes_layout)
+    spec = build_spec(
+        str(p), runtime, names=names, imgsz=imgsz, prototypes_layout=prototypes_layout, head=head, options=options
+    )
     return Model(runtime, spec, rect=rect, max_batch=max_batch)

@@ -113,14 +113,23 @@ std::vector<int64_t> nms(const float* boxes, const float* scores, const int32_t*
 std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, const int64_t* order,
                                  int64_t n, float iou, int64_t max_det, bool agnostic);
 
-// How a source image of (src_h, src_w) sits inside a letterboxed model input of (dst_h, dst_w):
-// resized to (new_h, new_w) by gain `gain` and padded by (pad_top, pad_left). The rounding
-// matches Ultralytics' LetterBox, so boxes and masks land on the same pixels as the reference.
+// How an image is fitted into the model input; each family's preprocessing uses one.
+enum class Resize : uint8_t {
+  kCentered,   // aspect kept, centred, padded on all sides (Ultralytics' LetterBox)
+  kKeepRatio,  // aspect kept, top-left, padded bottom-right (MMDetection's Resize + Pad)
+  kStretch,    // resized to the input exactly, aspect not kept (YOLACT, SSD)
+};
+
+// How a source image of (src_h, src_w) sits inside a model input of (dst_h, dst_w): resized to
+// (new_h, new_w) (gains new/src per axis) and padded by (pad_top, pad_left). The rounding
+// matches each reference (see make_letterbox), so boxes and masks land on the same pixels.
 struct Letterbox {
   int64_t src_h = 0, src_w = 0, dst_h = 0, dst_w = 0;
   int64_t new_h = 0, new_w = 0, pad_top = 0, pad_left = 0;
+  Resize resize = Resize::kCentered;
 };
-Letterbox make_letterbox(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t dst_w);
+Letterbox make_letterbox(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t dst_w,
+                         Resize resize = Resize::kCentered);
 
 // Maps boxes from model-input pixels back to source pixels and clips them to the source image.
 void unletterbox_boxes(float* boxes, int64_t n, const Letterbox& lb);

@@ -1,19 +1,22 @@
-"""Heads turn one image's raw model outputs into instances; one head per model family."""
+"""Heads turn one image's raw model outputs into instances; one module per model family.
+
+Each family module has a ``FAMILY`` object (see ``Family``) that detects its layouts from a loaded
+model and makes the decoder; ``FAMILIES`` is the registry ``edgeseg.load`` consults.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from .base import Head, Instances, PostprocessOptions
+from ..spec import ModelSpec
+from . import dets, rtmdet, solov2, yolact, yolo
+from .base import Family, Head, Instances, PostprocessOptions
 from .yolo import YoloE2EHead, YoloHead
 
-__all__ = ["Head", "Instances", "PostprocessOptions", "YoloE2EHead", "YoloHead", "make_head"]
+__all__ = ["FAMILIES", "Family", "Head", "Instances", "PostprocessOptions", "YoloE2EHead", "YoloHead", "make_head"]
 
-
-if TYPE_CHECKING:
-    from ..spec import ModelSpec
+FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (yolo, yolact, dets, rtmdet, solov2)}
+"""Every family by name, in the order their detectors are asked."""
 
 
 def make_head(spec: ModelSpec) -> Head:
-    """The head for ``spec.head``."""
-    return {"yolo": YoloHead, "yolo_e2e": YoloE2EHead}[spec.head](spec)
+    """The decoder for ``spec`` (made by the family that detected it)."""
+    return FAMILIES[spec.family].make_head(spec)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .._core import Letterbox
 from ..masks import InstanceMasks
+from ..spec import Layout, LoadContext, ModelSpec
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class PostprocessOptions:
     agnostic: bool = False
     class_allowed: np.ndarray | None = None  # uint8 flag per class, None for all
     soft_masks: bool = False
+    nms: str = "box"  # "box" | "fast" | "matrix" | "mask": how candidates are suppressed
+    mask_threshold: float = 0.5  # probability above which a pixel is in the mask (families with probabilities)
 
 
 @dataclass
@@ -45,4 +48,31 @@ class Head(Protocol):
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest class score in the raw outputs of image ``index`` (for health checks)."""
+        ...
+
+
+class Family(Protocol):
+    """A model family: detects its output layouts in a loaded model and makes their decoders.
+
+    Each family lives in its own module of ``edgeseg.heads`` with a module-level ``FAMILY``;
+    ``edgeseg.heads.FAMILIES`` lists them. Adding a family touches nothing else.
+    """
+
+    name: str
+    """The family's name, as ``edgeseg.load(..., head=name)`` forces it."""
+    layouts: str
+    """The layouts it reads, one block of text (listed when a model fits no family)."""
+    options: tuple[str, ...]
+    """Names of the load options (``edgeseg.load(..., options={...})``) it understands."""
+
+    def detect(self, ctx: LoadContext) -> Layout | None:
+        """This family's layout of the model, or None when the model is not of this family.
+
+        Raises ModelError (``ctx.unsupported``) for a model that is clearly of this family but whose
+        outputs do not fit together (a wrong coefficient count, priors of the wrong length, ...).
+        """
+        ...
+
+    def make_head(self, spec: ModelSpec) -> Head:
+        """The decoder of a model whose spec this family's ``detect`` produced."""
         ...

@@ -2,33 +2,68 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import _core
 from .._core import Letterbox
 from ..masks import InstanceMasks
-from .base import Instances, PostprocessOptions
+from ..preprocess import PAD_VALUE, to_input
+from ..runtimes.base import Runtime, TensorInfo
+from ..spec import MAX_CLASSES, MAX_STRIDE, Layout, LoadContext, ModelSpec, literal, meta_int, names_from_metadata
+from .base import Head, Instances, PostprocessOptions
 
-if TYPE_CHECKING:
-    from ..spec import ModelSpec
+LAYOUTS = """Ultralytics YOLOv8 / YOLO11 segmentation (family "yolo"):
+  yolo:        one input [B, 3, H, W] (or NHWC); outputs [B, 4 + classes + C, anchors] (or transposed)
+               and prototypes [B, C, h, w] (or NHWC)
+  yolo_e2e:    outputs [B, K, 6 + C] (x1, y1, x2, y2, score, class, C coefficients) and prototypes"""
+
+
+@dataclass(frozen=True)
+class YoloLayout:
+    """Which output is which in an Ultralytics segmentation export.
+
+    Attributes:
+        num_coeffs: mask coefficients per detection (= number of prototypes).
+        detections_output: index of the detections output.
+        detections_anchor_major: the raw head output is [B, anchors, features] instead of [B, features, anchors].
+        prototypes_output: index of the prototypes output.
+        prototypes_nhwc: prototypes are [B, h, w, C] instead of [B, C, h, w].
+        boxes_normalized: box coordinates are fractions of the input size (TFLite exports) rather than pixels.
+    """
+
+    num_coeffs: int
+    detections_output: int
+    detections_anchor_major: bool
+    prototypes_output: int
+    prototypes_nhwc: bool
+    boxes_normalized: bool
+
+    def describe(self) -> tuple[list[str], dict[int, str]]:
+        """Lines for ``edgeseg info`` and each output's role."""
+        lines = [
+            f"mask coeffs: {self.num_coeffs}",
+            f"boxes:       {'normalized to 0..1' if self.boxes_normalized else 'input pixels'}",
+        ]
+        return lines, {self.detections_output: "detections", self.prototypes_output: "prototypes"}
 
 
 class _YoloSegBase:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        det, protos = spec.outputs[spec.detections_output], spec.outputs[spec.prototypes_output]
+        self.layout: YoloLayout = spec.layout
+        det, protos = spec.outputs[self.layout.detections_output], spec.outputs[self.layout.prototypes_output]
         self._det_info = det
         self._det_quant = None if det.scale is None else (det.scale, det.zero_point)
         self._proto_quant = None if protos.scale is None else (protos.scale, protos.zero_point)
 
     def _prototypes(self, outputs: list[np.ndarray], index: int) -> np.ndarray:
-        protos = outputs[self.spec.prototypes_output][index]
-        return protos.transpose(2, 0, 1) if self.spec.prototypes_nhwc else protos  # a view: strides do the rest
+        protos = outputs[self.layout.prototypes_output][index]
+        return protos.transpose(2, 0, 1) if self.layout.prototypes_nhwc else protos  # a view: strides do the rest
 
     def _box_scale(self, lb: Letterbox) -> tuple[float, float]:
-        return (float(lb.dst_w), float(lb.dst_h)) if self.spec.boxes_normalized else (1.0, 1.0)
+        return (float(lb.dst_w), float(lb.dst_h)) if self.layout.boxes_normalized else (1.0, 1.0)
 
     def _finish(
         self,
@@ -59,8 +94,8 @@ class YoloHead(_YoloSegBase):
     """Raw head: [features, anchors] with features = cx, cy, w, h, class scores, mask coefficients."""
 
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        pred = outputs[self.spec.detections_output][index]
-        if self.spec.detections_anchor_major:
+        pred = outputs[self.layout.detections_output][index]
+        if self.layout.detections_anchor_major:
             pred = pred.T  # a view: the core reads through strides
         decoded = _core.decode_yolo(
             pred,
@@ -78,8 +113,8 @@ class YoloHead(_YoloSegBase):
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest class score over all anchors of image ``index`` (a health signal)."""
-        pred = outputs[self.spec.detections_output][index]
-        if self.spec.detections_anchor_major:
+        pred = outputs[self.layout.detections_output][index]
+        if self.layout.detections_anchor_major:
             pred = pred.T
         scores = pred[4 : 4 + self.spec.num_classes]
         return float(self._det_info.dequantize(scores.max(keepdims=True)).max()) if scores.size else 0.0
@@ -89,7 +124,7 @@ class YoloE2EHead(_YoloSegBase):
     """End-to-end export: rows of x1, y1, x2, y2, score, class, mask coefficients, already NMS-ed."""
 
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        rows = outputs[self.spec.detections_output][index]
+        rows = outputs[self.layout.detections_output][index]
         decoded = _core.decode_yolo_e2e(
             rows,
             self.spec.num_classes,
@@ -103,5 +138,152 @@ class YoloE2EHead(_YoloSegBase):
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest score among the graph's detections of image ``index`` (a health signal)."""
-        scores = outputs[self.spec.detections_output][index][:, 4]
+        scores = outputs[self.layout.detections_output][index][:, 4]
         return float(self._det_info.dequantize(scores.max(keepdims=True)).max()) if scores.size else 0.0
+
+
+class YoloFamily:
+    """Detects Ultralytics segmentation exports (raw head or NMS in the graph) and makes their heads."""
+
+    name = "yolo"
+    layouts = LAYOUTS
+    options = ("prototypes_layout",)
+
+    def detect(self, ctx: LoadContext) -> Layout | None:
+        """A ``yolo`` or ``yolo_e2e`` layout, None for outputs that are not one detections tensor (rank 3)
+        and one prototypes tensor (rank 4), or a ModelError when they are but do not fit together."""
+        rt, meta = ctx.runtime, ctx.metadata
+        rank4 = [i for i, o in enumerate(rt.outputs) if len(o.shape) == 4]
+        rank3 = [i for i, o in enumerate(rt.outputs) if len(o.shape) == 3]
+        if len(rank4) != 1 or len(rank3) != 1 or len(rt.outputs) != 2:
+            return None
+        ctx.check_output_dtypes(range(len(rt.outputs)))
+        proto_i, det_i = rank4[0], rank3[0]
+        meta_names = names_from_metadata(meta)
+        known_nc = len(meta_names) if meta_names else None
+        args = literal(meta.get("args"))
+        e2e_meta = (isinstance(args, dict) and bool(args.get("nms"))) or meta.get("end2end") == "True"
+
+        _, a, c = rt.outputs[det_i].shape
+        proto_nhwc = _prototypes_nhwc(ctx, proto_i, (a, c), known_nc, ctx.options.get("prototypes_layout"))
+        p = rt.outputs[proto_i].shape
+        nm = p[3] if proto_nhwc else p[1]
+
+        def raw_nc(features: int | None, anchors: int | None) -> int | None:
+            if features is None:
+                return known_nc  # dynamic feature dimension: trust the class names
+            nc = features - 4 - nm
+            if nc < 1 or (known_nc is not None and nc != known_nc):
+                return None
+            return nc if anchors is None or anchors > features else None
+
+        head, anchor_major = "yolo", False
+        if e2e_meta and c == 6 + nm:
+            head, nc = "yolo_e2e", known_nc
+        elif (nc := raw_nc(a, c)) is not None:
+            pass
+        elif (nc := raw_nc(c, a)) is not None:
+            anchor_major = True
+        elif c == 6 + nm:
+            head, nc = "yolo_e2e", known_nc
+        else:
+            raise ctx.unsupported("the detections output matches neither a raw YOLO-seg head nor an end-to-end one")
+        if nc is not None and nc > MAX_CLASSES:
+            raise ctx.unsupported(f"the detections output implies {nc} classes, more than {MAX_CLASSES}")
+        if nc is None and ctx.names is not None:
+            nc = len(ctx.names)  # an end-to-end model without metadata: only the user knows
+
+        stride = meta_int(ctx.path, meta, "stride", default=32, high=MAX_STRIDE)
+        size = ctx.input_size(stride)
+        normalized = head == "yolo" and _probe_boxes_normalized(
+            rt, ctx.input, ctx.input_layout, size, det_i, anchor_major
+        )
+        params = YoloLayout(
+            num_coeffs=int(nm),
+            detections_output=det_i,
+            detections_anchor_major=anchor_major,
+            prototypes_output=proto_i,
+            prototypes_nhwc=proto_nhwc,
+            boxes_normalized=normalized,
+        )
+        summary = "Ultralytics export, " + ("NMS in the graph" if head == "yolo_e2e" else "raw head, NMS by edgeseg")
+        return Layout("yolo", head, params, nc, summary, names=meta_names, stride=stride)
+
+    def make_head(self, spec: ModelSpec) -> Head:
+        """The decoder for ``spec``."""
+        return YoloE2EHead(spec) if spec.head == "yolo_e2e" else YoloHead(spec)
+
+
+FAMILY = YoloFamily()
+
+
+def _prototypes_nhwc(
+    ctx: LoadContext,
+    proto_i: int,
+    det_dims: tuple[int | None, int | None],
+    known_nc: int | None,
+    override: str | None,
+) -> bool:
+    """Whether the prototypes output is [B, h, w, C] rather than [B, C, h, w], decided from facts.
+
+    A layout is possible only when its channel count C fits the detections output (4 + classes + C
+    features for a raw head, 6 + C for an end-to-end one, with the class count of the metadata when
+    known) and its h x w is the input size divided by one whole factor. Shapes alone cannot tell
+    [1, 32, 32, 32] (a 128x128 export) apart; then the exporter's convention decides: Ultralytics'
+    ONNX exports are NCHW throughout and TFLite models NHWC throughout, so the prototypes follow the
+    input's layout. Anything else that both layouts fit is refused: guessing gives wrong masks.
+    """
+    rt = ctx.runtime
+    p = rt.outputs[proto_i].shape
+    if override is not None:
+        if override not in ("NCHW", "NHWC"):
+            raise ValueError(f"prototypes_layout must be 'NCHW' or 'NHWC', got {override!r}")
+        if (p[3] if override == "NHWC" else p[1]) is None:
+            raise ctx.unsupported(f"prototypes_layout={override!r} leaves the number of prototypes unknown")
+        return override == "NHWC"
+
+    def fits(channels: int | None, ph: int | None, pw: int | None) -> bool:
+        if channels is None or channels < 1:
+            return False
+        features = [d for d in det_dims if d is not None]
+        end2end = any(f == 6 + channels for f in features)
+        raw = any(f - 4 - channels >= 1 and known_nc in (None, f - 4 - channels) for f in features)
+        if features and not (raw or end2end):
+            return False
+        in_h, in_w = ctx.input_hw
+        if None in (in_h, in_w, ph, pw):
+            return True  # a dynamic size: nothing to compare
+        return ph > 0 and pw > 0 and in_h % ph == 0 and in_w % pw == 0 and in_h // ph == in_w // pw
+
+    nchw_ok, nhwc_ok = fits(p[1], p[2], p[3]), fits(p[3], p[1], p[2])
+    if nchw_ok != nhwc_ok:
+        return nhwc_ok
+    exporter_convention = rt.name == "litert" or "stride" in rt.metadata  # TFLite; Ultralytics' ONNX metadata
+    if nchw_ok and exporter_convention:
+        return ctx.input_layout == "NHWC"
+    why = "fit both" if nchw_ok else "fit neither"
+    raise ctx.unsupported(
+        f"cannot tell the layout of the prototypes output {list(p)}: [B, C, h, w] and [B, h, w, C] {why} the "
+        "detections output and the input size; if the model is right, pass prototypes_layout='NCHW' or 'NHWC' "
+        "to edgeseg.load",
+    )
+
+
+def _probe_boxes_normalized(
+    rt: Runtime, inp: TensorInfo, layout: str, size: tuple[int, int], det_i: int, anchor_major: bool
+) -> bool:
+    """Whether the raw head's boxes are fractions of the input size (TFLite exports) or pixels.
+
+    Nothing in the file says so, but one inference on a flat grey image does: box centres spread
+    over the whole input (anchors cover the image) whatever the content, so their maximum is about
+    the input size in pixels and about 1 when normalized.
+    """
+    batch = inp.shape[0] or 1
+    tensor = np.zeros((batch, 3, *size) if layout == "NCHW" else (batch, *size, 3), inp.dtype)
+    grey = np.full((*size, 3), PAD_VALUE, np.uint8)
+    quant = None if inp.scale is None else (inp.scale, inp.zero_point)
+    for slot in tensor:
+        to_input(grey, slot, layout, quant)
+    det = rt.run({inp.name: tensor})[det_i][0]
+    centres = rt.outputs[det_i].dequantize((det.T if anchor_major else det)[:2])
+    return float(np.nanmax(centres)) <= 2.0

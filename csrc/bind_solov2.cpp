@@ -1,0 +1,9 @@
+// Bindings: SOLOv2 decoding.
+#include "bind_families.hpp"
+#include "bind_util.hpp"
+
+namespace edgeseg_py {
+
+void bind_solov2(py::module_& m) { (void)m; }
+
+}  // namespace edgeseg_py
