@@ -20,6 +20,17 @@ namespace edgeseg_py {
 namespace py = pybind11;
 using edgeseg::InvalidArgument;
 
+// Named result types (collections.namedtuple, so results still unpack as tuples), made once when
+// the module is imported (bindings.cpp) and kept alive by the module's attributes.
+struct ResultTypes {
+  py::handle detections;  // Detections(boxes, scores, class_ids, coefficients)
+  py::handle mask_set;    // MaskSet(keep, rects, offsets, bits, probs, areas)
+};
+inline ResultTypes& result_types() {
+  static ResultTypes types;
+  return types;
+}
+
 // ---- Python scalars and pairs -----------------------------------------------------------------
 // Every argument that is not an array arrives as py::object and is converted here, so a value of
 // the wrong type or out of range is a ValueError naming the argument. With typed parameters
@@ -207,11 +218,11 @@ inline edgeseg::DecodeOptions decode_options(const py::object& conf, const py::o
   return opt;
 }
 
-inline py::tuple detections_to_python(edgeseg::Detections&& d) {
+inline py::object detections_to_python(edgeseg::Detections&& d) {
   const py::ssize_t n = d.size(), nm = d.num_coeffs;
-  return py::make_tuple(to_numpy(std::move(d.boxes), {n, 4}), to_numpy(std::move(d.scores), {n}),
-                        to_numpy(std::move(d.classes), {n}),
-                        to_numpy(std::move(d.coeffs), {n, nm}));
+  return result_types().detections(
+      to_numpy(std::move(d.boxes), {n, 4}), to_numpy(std::move(d.scores), {n}),
+      to_numpy(std::move(d.classes), {n}), to_numpy(std::move(d.coeffs), {n, nm}));
 }
 
 inline void check_boxes(const py::array& boxes) {
@@ -222,16 +233,16 @@ inline void check_boxes(const py::array& boxes) {
 
 // Box-cropped bit-packed masks as Python gets them: (keep, rects, offsets, bits, probs, areas);
 // probs is None unless soft masks were asked for.
-inline py::tuple masks_to_python(edgeseg::Masks&& m, bool soft) {
+inline py::object masks_to_python(edgeseg::Masks&& m, bool soft) {
   const py::ssize_t k = static_cast<py::ssize_t>(m.keep.size());
   const py::ssize_t total = static_cast<py::ssize_t>(m.bits.size());
   const py::ssize_t total_px = static_cast<py::ssize_t>(m.probs.size());
   py::object probs = py::none();
   if (soft) probs = to_numpy(std::move(m.probs), {total_px});
-  return py::make_tuple(to_numpy(std::move(m.keep), {k}), to_numpy(std::move(m.rects), {k, 4}),
-                        to_numpy(std::move(m.offsets), {k + 1}),
-                        to_numpy(std::move(m.bits), {total}), probs,
-                        to_numpy(std::move(m.areas), {k}));
+  return result_types().mask_set(
+      to_numpy(std::move(m.keep), {k}), to_numpy(std::move(m.rects), {k, 4}),
+      to_numpy(std::move(m.offsets), {k + 1}), to_numpy(std::move(m.bits), {total}), probs,
+      to_numpy(std::move(m.areas), {k}));
 }
 
 // Resize modes by their Python names (Preprocess.resize).

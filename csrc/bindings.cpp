@@ -20,11 +20,11 @@ using namespace edgeseg_py;  // NOLINT: the shared conversions
 
 namespace {
 
-py::tuple decode_yolo(const py::object& pred, const py::object& num_classes_obj,
-                      const py::object& conf, const py::object& iou, const py::object& max_det,
-                      const py::object& pre_nms_topk, const py::object& agnostic,
-                      const py::object& class_allowed, const py::object& quant,
-                      const py::object& box_scale) {
+py::object decode_yolo(const py::object& pred, const py::object& num_classes_obj,
+                       const py::object& conf, const py::object& iou, const py::object& max_det,
+                       const py::object& pre_nms_topk, const py::object& agnostic,
+                       const py::object& class_allowed, const py::object& quant,
+                       const py::object& box_scale) {
   py::array keep;
   const auto v = view2d(pred, quant, "prediction", &keep);
   const int64_t num_classes = to_int64(num_classes_obj, "num_classes");
@@ -40,10 +40,10 @@ py::tuple decode_yolo(const py::object& pred, const py::object& num_classes_obj,
   return detections_to_python(std::move(d));
 }
 
-py::tuple decode_yolo_e2e(const py::object& rows, const py::object& num_classes_obj,
-                          const py::object& conf, const py::object& max_det,
-                          const py::object& class_allowed, const py::object& quant,
-                          const py::object& box_scale) {
+py::object decode_yolo_e2e(const py::object& rows, const py::object& num_classes_obj,
+                           const py::object& conf, const py::object& max_det,
+                           const py::object& class_allowed, const py::object& quant,
+                           const py::object& box_scale) {
   py::array keep;
   const auto v = view2d(rows, quant, "prediction", &keep);
   const int64_t num_classes = to_int64(num_classes_obj, "num_classes");
@@ -107,10 +107,10 @@ py::array_t<float> unletterbox_boxes(const py::object& boxes_obj, const py::obje
   return to_numpy(std::move(out), {n, 4});
 }
 
-py::tuple assemble_masks(const py::object& protos_obj, const py::object& coeffs_obj,
-                         const py::object& boxes_obj, const py::object& input_hw_obj,
-                         const py::object& image_hw_obj, const py::object& soft_obj,
-                         const py::object& drop_empty_obj, const py::object& quant) {
+py::object assemble_masks(const py::object& protos_obj, const py::object& coeffs_obj,
+                          const py::object& boxes_obj, const py::object& input_hw_obj,
+                          const py::object& image_hw_obj, const py::object& soft_obj,
+                          const py::object& drop_empty_obj, const py::object& quant) {
   const auto input_hw = to_hw(input_hw_obj, "input_hw");
   const auto image_hw = to_hw(image_hw_obj, "image_hw");
   const bool soft = to_bool(soft_obj, "soft");
@@ -450,6 +450,28 @@ void bind_tracker(py::module_& m) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "edgeseg C++ core: decoding, NMS, box-cropped masks and RLE over numpy buffers";
   py::register_local_exception<InvalidArgument>(m, "CoreValueError", PyExc_ValueError);
+  {
+    auto namedtuple = py::module_::import("collections").attr("namedtuple");
+    py::object detections =
+        namedtuple("Detections", py::make_tuple("boxes", "scores", "class_ids", "coefficients"),
+                   py::arg("module") = "edgeseg._core");
+    detections.attr("__doc__") =
+        "Decoded detections in model-input pixels by descending score: boxes (N, 4) x1 y1 x2 y2, "
+        "scores (N,), class_ids (N,), mask coefficients (N, C).";
+    py::object mask_set =
+        namedtuple("MaskSet", py::make_tuple("keep", "rects", "offsets", "bits", "probs", "areas"),
+                   py::arg("module") = "edgeseg._core");
+    mask_set.attr("__doc__") =
+        "Box-cropped bit-packed masks: keep (indices of the detections that have one), rects (K, "
+        "4) "
+        "x0 y0 w h in image pixels, offsets (K + 1) into bits, bits (row-major crops, ceil(w / 8) "
+        "bytes a row, pixel x in bit x % 8), probs (float crops, soft masks only, else None), "
+        "areas (K) pixels set.";
+    m.attr("Detections") = detections;
+    m.attr("MaskSet") = mask_set;
+    result_types().detections = detections;  // borrowed: the module's attributes keep them alive
+    result_types().mask_set = mask_set;
+  }
 
   py::class_<edgeseg::Letterbox>(m, "Letterbox")
       .def_readonly("src_h", &edgeseg::Letterbox::src_h)

@@ -5,7 +5,7 @@ user; arrays may come in any dtype-compatible layout and are never modified. Res
 """
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,24 @@ _Pair = tuple[int, int] | Sequence[int]
 
 class CoreValueError(ValueError):
     """A core argument is out of range, of the wrong shape or dtype, or inconsistent with another."""
+
+class Detections(NamedTuple):
+    """Decoded detections in model-input pixels by descending score."""
+
+    boxes: npt.NDArray[np.float32]  # (N, 4) x1 y1 x2 y2
+    scores: npt.NDArray[np.float32]  # (N,)
+    class_ids: npt.NDArray[np.int32]  # (N,)
+    coefficients: npt.NDArray[np.float32]  # (N, C) mask coefficients
+
+class MaskSet(NamedTuple):
+    """Box-cropped bit-packed masks (row-major crops, ceil(w / 8) bytes a row, pixel x in bit x % 8)."""
+
+    keep: npt.NDArray[np.int64]  # (K,) indices of the detections that have a mask
+    rects: npt.NDArray[np.int32]  # (K, 4) x0 y0 w h in image pixels
+    offsets: npt.NDArray[np.int64]  # (K + 1,) start of each crop in bits
+    bits: npt.NDArray[np.uint8]
+    probs: npt.NDArray[np.float32] | None  # float crops (soft masks only)
+    areas: npt.NDArray[np.int64]  # (K,) pixels set
 
 class Letterbox:
     """How a source image of (src_h, src_w) sits in a model input of (dst_h, dst_w): resized to (new_h, new_w)
@@ -60,9 +78,9 @@ def decode_yolo(
     class_allowed: npt.ArrayLike | None = None,
     quant: _Quant | None = None,
     box_scale: tuple[float, float] = (1.0, 1.0),
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-    """Raw YOLOv8/YOLO11-seg head (features x anchors) -> (boxes (N, 4), scores (N,), class ids (N,),
-    mask coefficients (N, C)) after the score threshold and NMS, by descending score."""
+) -> Detections:
+    """Raw YOLOv8/YOLO11-seg head (features x anchors) -> Detections after the score threshold and NMS, by
+    descending score."""
 
 def decode_yolo_e2e(
     rows: npt.ArrayLike,
@@ -72,8 +90,8 @@ def decode_yolo_e2e(
     class_allowed: npt.ArrayLike | None = None,
     quant: _Quant | None = None,
     box_scale: tuple[float, float] = (1.0, 1.0),
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-    """End-to-end head rows (x1 y1 x2 y2 score class coefficients) -> the same tuple as ``decode_yolo``."""
+) -> Detections:
+    """End-to-end head rows (x1 y1 x2 y2 score class coefficients) -> Detections, as ``decode_yolo``."""
 
 def nms(
     boxes: npt.ArrayLike,
@@ -94,16 +112,8 @@ def assemble_masks(
     soft: bool = False,
     drop_empty: bool = True,
     quant: _Quant | None = None,
-) -> tuple[
-    npt.NDArray[np.int64],
-    npt.NDArray[np.int32],
-    npt.NDArray[np.int64],
-    npt.NDArray[np.uint8],
-    npt.NDArray[np.float32] | None,
-    npt.NDArray[np.int64],
-]:
-    """Masks of the detections cropped to their boxes at image resolution and bit-packed by row: (kept detection
-    indices (K,), rects (K, 4) x0 y0 w h, offsets (K + 1,), packed bits, soft probabilities or None, areas (K,))."""
+) -> MaskSet:
+    """Masks of the detections cropped to their boxes at image resolution and bit-packed by row (a MaskSet)."""
 
 def rle_encode(bits: npt.ArrayLike, offsets: npt.ArrayLike, rects: npt.ArrayLike, image_hw: _Pair) -> list[bytes]:
     """COCO compressed RLE strings of bit-packed crops placed in an image of ``image_hw``."""
