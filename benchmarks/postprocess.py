@@ -38,7 +38,7 @@ import edgeseg
 from edgeseg._core import Letterbox
 from edgeseg.heads import PostprocessOptions
 from edgeseg.io import list_images, read_image
-from edgeseg.preprocess import letterbox, to_input
+from edgeseg.preprocess import make_input
 from edgeseg.spec import ModelSpec
 
 from common import box_iou, git_state, median_ms, versions
@@ -131,12 +131,7 @@ def _size_name(size: tuple[int, int]) -> str:
 def _raw_outputs(model: edgeseg.Model, image: np.ndarray) -> tuple[list[np.ndarray], Letterbox]:
     """Letterbox ``image`` into the model's input (its layout, dtype, quantization), run it: the raw outputs."""
     spec = model.spec
-    in_h, in_w = spec.imgsz
-    canvas, lb = letterbox(image, (in_h, in_w))
-    shape = (1, 3, in_h, in_w) if spec.input_layout == "NCHW" else (1, in_h, in_w, 3)
-    tensor = np.zeros(shape, spec.input.dtype)
-    quant = None if spec.input.scale is None else (spec.input.scale, spec.input.zero_point)
-    to_input(canvas, tensor[0], spec.input_layout, quant)
+    tensor, (lb,) = make_input([image], spec, spec.imgsz, batch=1)
     return model.runtime.run({spec.input.name: tensor}), lb
 
 
@@ -848,9 +843,7 @@ def main() -> int:
     runs = []
     for path in tqdm(paths, desc="inference", unit="img"):
         image = read_image(path)
-        canvas, lb = letterbox(image, (in_h, in_w))
-        tensor = np.zeros((1, 3, in_h, in_w), np.float32)
-        to_input(canvas, tensor[0])
+        tensor, (lb,) = make_input([image], model.spec, (in_h, in_w), batch=1)
         feeds = {model.spec.input.name: tensor}
         model.runtime.run(feeds)  # warm-up
         inference_ms = median_ms(lambda f=feeds: model.runtime.run(f), max(1, args.repeats // 2))

@@ -11,7 +11,7 @@ import pytest
 import edgeseg
 from edgeseg import _core
 from edgeseg.io import read_image
-from edgeseg.preprocess import letterbox, quantize_table, to_input
+from edgeseg.preprocess import make_input, quantize_table
 
 from conftest import IMAGES, MODELS, require_shared
 
@@ -28,9 +28,7 @@ def model() -> edgeseg.Model:
 
 def _raw_outputs(model: edgeseg.Model, path: Path):
     image = read_image(path)
-    canvas, lb = letterbox(image, model.spec.imgsz)
-    tensor = np.zeros((1, *model.spec.imgsz, 3), model.spec.input.dtype)
-    to_input(canvas, tensor[0], "NHWC", (model.spec.input.scale, model.spec.input.zero_point))
+    tensor, (lb,) = make_input([image], model.spec, model.spec.imgsz, batch=1)
     return model.runtime.run({model.spec.input.name: tensor}), lb
 
 

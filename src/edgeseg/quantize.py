@@ -21,7 +21,8 @@ import numpy as np
 
 from .errors import ImageError, ModelError
 from .io import list_images, read_image
-from .preprocess import letterbox, to_input
+from .preprocess import make_input
+from .spec import ModelSpec
 
 
 @dataclass
@@ -70,22 +71,19 @@ def head_nodes(model_path: str | Path) -> list[str]:
 class _Calibration:
     """onnxruntime's CalibrationDataReader: letterboxed images, as the SDK feeds the model."""
 
-    def __init__(self, paths: list[Path], input_name: str, input_hw: tuple[int, int], progress: bool) -> None:
+    def __init__(self, paths: list[Path], spec: ModelSpec, progress: bool) -> None:
         from tqdm import tqdm
 
         self._paths = paths
-        self._name = input_name
-        self._hw = input_hw
+        self._spec = spec
         self._bar = tqdm(total=len(paths), desc="calibrate", unit="img", disable=not progress)
         self._iter = self._feeds()
 
     def _feeds(self) -> Iterator[dict[str, np.ndarray]]:
         for path in self._paths:
-            canvas, _ = letterbox(read_image(path), self._hw)
-            tensor = np.zeros((1, 3, *self._hw), np.float32)
-            to_input(canvas, tensor[0])
+            tensor, _ = make_input([read_image(path)], self._spec, self._spec.imgsz, batch=1)
             self._bar.update()
-            yield {self._name: tensor}
+            yield {self._spec.input.name: tensor}
         self._bar.close()
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -149,7 +147,7 @@ def quantize(
         quantize_static(
             str(prepared),
             str(output),
-            _Calibration(paths, spec.input.name, spec.imgsz, progress),
+            _Calibration(paths, spec, progress),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
             weight_type=QuantType.QInt8,
