@@ -94,23 +94,19 @@ struct MaskGeometry {
   int64_t top, bottom, left, right;  // content window in the f-times upsampled prototypes
 };
 
-int64_t round_even(double v) { return static_cast<int64_t>(std::nearbyint(v)); }
-
 MaskGeometry mask_geometry(int64_t ph, int64_t pw, int64_t stride, int64_t h, int64_t w) {
+  // Both steps are the same centred letterbox the input went through (make_letterbox), once at
+  // input size to find the padding and once at the f-times upsampled prototype size, as the
+  // reference's scale_masks letterboxes again at that size.
   MaskGeometry g;
-  const double gain =
-      std::min(static_cast<double>(stride * ph) / h, static_cast<double>(stride * pw) / w);
-  const int64_t pad = (stride * ph - std::max<int64_t>(round_even(h * gain), 1)) |
-                      (stride * pw - std::max<int64_t>(round_even(w * gain), 1));
+  const Letterbox in = make_letterbox(h, w, stride * ph, stride * pw);
+  const int64_t pad = (stride * ph - in.new_h) | (stride * pw - in.new_w);
   g.f = stride / std::gcd(stride, pad | (pad / 2));
-  const int64_t fh = g.f * ph, fw = g.f * pw;
-  const double gain2 = std::min(static_cast<double>(fh) / h, static_cast<double>(fw) / w);
-  const int64_t new_h = std::max<int64_t>(round_even(h * gain2), 1);
-  const int64_t new_w = std::max<int64_t>(round_even(w * gain2), 1);
-  g.top = round_even((fh - new_h) / 2.0 - 0.1);
-  g.left = round_even((fw - new_w) / 2.0 - 0.1);
-  g.bottom = std::min(g.top + new_h, fh);
-  g.right = std::min(g.left + new_w, fw);
+  const Letterbox up = make_letterbox(h, w, g.f * ph, g.f * pw);
+  g.top = up.pad_top;
+  g.left = up.pad_left;
+  g.bottom = std::min(up.pad_top + up.new_h, g.f * ph);
+  g.right = std::min(up.pad_left + up.new_w, g.f * pw);
   if (g.bottom <= g.top || g.right <= g.left)
     throw InvalidArgument("letterbox leaves no image content in the prototypes");
   return g;
