@@ -15,6 +15,7 @@ import edgeseg
 from edgeseg.coco import COCO80_NAMES, COCO80_TO_91
 
 from conftest import IMAGES, MODELS, require_shared
+from parity import box_iou
 
 IMAGE = "000000000139.jpg"  # 426x640, ten detections of seven classes with the default thresholds
 SAME_SHAPE = ["000000018575.jpg", "000000073326.jpg", "000000106235.jpg"]  # all 480x640
@@ -59,15 +60,6 @@ def assert_same(a: edgeseg.Result, b: edgeseg.Result, atol: float = 0.0) -> None
     if atol == 0.0:
         np.testing.assert_array_equal(a.masks.rects, b.masks.rects)
         np.testing.assert_array_equal(a.masks.data, b.masks.data)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
 
 
 # ------------------------------------------------------------------------------------- inputs
