@@ -32,6 +32,20 @@ def test_info_prints_the_spec(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(MODELS / "yolov8n-seg-e2e.onnx")]) == 0
     out = capsys.readouterr().out
     assert "yolo_e2e" in out and "output0" in out and "CPUExecutionProvider" in out
+    assert "family:      yolo" in out and "layout:      yolo_e2e (Ultralytics export, NMS in the graph)" in out
+    assert "preprocess:  letterbox, pad grey 114, RGB, pixel / 255" in out
+
+
+def test_info_lists_the_layouts_and_needs_a_model_otherwise(capsys: pytest.CaptureFixture[str]) -> None:
+    from edgeseg.heads import FAMILIES
+
+    assert main(["info", "--layouts"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Supported layouts:")
+    for family in FAMILIES.values():
+        assert family.layouts.splitlines()[0] in out if family.layouts else True
+    assert main(["info"]) == 2
+    assert "give a model file (or name), or --layouts" in capsys.readouterr().err
 
 
 def test_predict_folder_writes_images_and_coco_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

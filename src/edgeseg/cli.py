@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -221,6 +222,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    if args.layouts:
+        from .families import supported_layouts
+
+        print(supported_layouts())
+        return 0
+    if args.model is None:
+        raise ValueError("give a model file (or name), or --layouts for the layouts edgeseg reads")
     model = load_model(args)
     print(model.spec.describe())
     print(f"providers:   {', '.join(model.runtime.providers)}")
@@ -475,12 +483,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "info",
         help="print what edgeseg reads from a model",
-        description="Print the model's ModelSpec; with --check, also run it once on a built-in scene and report "
-        "degenerate outputs (all class scores about zero, NaNs, saturated quantized tensors). Exit code 1 when "
-        "the check finds a problem.",
+        description="Print the model's ModelSpec: family and output layout, input and preprocessing, classes, "
+        "the family's default thresholds and each output's role; with --check, also run it once on a built-in "
+        "scene and report degenerate outputs (all class scores about zero, NaNs, saturated quantized tensors). "
+        "Exit code 1 when the check finds a problem. --layouts lists every layout edgeseg reads.",
     )
-    add_model_options(p)
+    add_model_options(p, required=False)
     p.add_argument("--check", action="store_true", help="run the model once and check its outputs are sane")
+    p.add_argument("--layouts", action="store_true", help="list the model families and output layouts edgeseg reads")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(
@@ -592,6 +602,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`edgeseg info model | head`): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, OSError, ImportError) as exc:  # ModelError, ImageError, ZooError are ValueErrors
         print(f"edgeseg: error: {exc}", file=sys.stderr)
         return 2

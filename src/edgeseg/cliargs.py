@@ -16,9 +16,9 @@ MODEL_HELP = (
 )
 
 
-def add_model_options(p: argparse.ArgumentParser, positional: bool = True) -> None:
+def add_model_options(p: argparse.ArgumentParser, positional: bool = True, required: bool = True) -> None:
     if positional:
-        p.add_argument("model", help=MODEL_HELP)
+        p.add_argument("model", nargs=None if required else "?", help=MODEL_HELP)
     else:
         p.add_argument("-m", "--model", default=None, help=f"{MODEL_HELP}. Default: the bundled {DEFAULT_MODEL} model")
     p.add_argument(
