@@ -2,8 +2,9 @@
 """Fuzz the letterbox geometry: ``_core.make_letterbox`` and ``_core.unletterbox_boxes``.
 
 make_letterbox must raise ValueError or give a resized image that fits the input with non-negative
-padding on both sides, keeps the aspect ratio to within rounding, and (for sizes where Python's
-floats are exact) matches the Ultralytics formula. unletterbox_boxes must raise ValueError or return
+padding, keeps the aspect ratio to within rounding (except ``stretch``), and (for sizes where Python's
+floats are exact) matches its reference formula: Ultralytics' centred letterbox, mmcv's keep-ratio
+rescale (top-left), or a plain resize filling the input. unletterbox_boxes must raise ValueError or return
 (N, 4) float32 boxes inside the source image; a box mapped into the input and back stays within a
 rounding error of where it was.
 
@@ -34,10 +35,11 @@ def test_one_input(data: bytes) -> None:
     sizes = [fuzzlib.fuzz_int(fdp, -2, 5000) for _ in range(4)]
     if fuzzlib.known("F7", max(sizes[2:]) > 2**52):
         return
-    lb = fuzzlib.value_error_or(lambda: _core.make_letterbox(*sizes))
+    resize = RESIZE_MODES[fdp.ConsumeIntInRange(0, len(RESIZE_MODES) - 1)]
+    lb = fuzzlib.value_error_or(lambda: _core.make_letterbox(*sizes, resize))
     if lb is None:
         return
-    check_letterbox(lb, sizes)
+    {"letterbox": check_letterbox, "keep_ratio": check_keep_ratio, "stretch": check_stretch}[resize](lb, sizes)
 
     n = fuzzlib.fuzz_dim(fdp, 50)
     boxes = fuzzlib.fuzz_array(fdp, (np.float32,), (n, 5 if fuzzlib.rarely(fdp, 16) else 4))
@@ -52,11 +54,32 @@ def test_one_input(data: bytes) -> None:
 
 # The checks are not instrumented (array comparisons in instrumented code leak: see fuzzcheck).
 
+RESIZE_MODES = ("letterbox", "keep_ratio", "stretch")
+
+
+def check_keep_ratio(lb: _core.Letterbox, sizes: list[int]) -> None:
+    """Aspect kept, top-left, no padding before the image; sizes by mmcv's int(side * scale + 0.5)."""
+    src_h, src_w, dst_h, dst_w = sizes
+    assert (lb.src_h, lb.src_w, lb.dst_h, lb.dst_w, lb.resize) == (src_h, src_w, dst_h, dst_w, "keep_ratio")
+    assert (lb.pad_top, lb.pad_left) == (0, 0), lb
+    assert 1 <= lb.new_h <= dst_h and 1 <= lb.new_w <= dst_w, lb
+    r = min(dst_h / src_h, dst_w / src_w)
+    if max(sizes) < 2**31:
+        want = (min(max(int(src_h * r + 0.5), 1), dst_h), min(max(int(src_w * r + 0.5), 1), dst_w))
+        assert (lb.new_h, lb.new_w) == want, (lb, want)
+
+
+def check_stretch(lb: _core.Letterbox, sizes: list[int]) -> None:
+    """The image fills the input."""
+    src_h, src_w, dst_h, dst_w = sizes
+    assert (lb.src_h, lb.src_w, lb.resize) == (src_h, src_w, "stretch")
+    assert (lb.new_h, lb.new_w, lb.pad_top, lb.pad_left) == (dst_h, dst_w, 0, 0), lb
+
 
 def check_letterbox(lb: _core.Letterbox, sizes: list[int]) -> None:
     """The resized image fits the input, centred, with the Ultralytics rounding."""
     src_h, src_w, dst_h, dst_w = sizes
-    assert (lb.src_h, lb.src_w, lb.dst_h, lb.dst_w) == (src_h, src_w, dst_h, dst_w)
+    assert (lb.src_h, lb.src_w, lb.dst_h, lb.dst_w, lb.resize) == (src_h, src_w, dst_h, dst_w, "letterbox")
     assert 1 <= lb.new_h <= max(dst_h, 1) and 1 <= lb.new_w <= max(dst_w, 1), lb
     assert lb.pad_top >= 0 and lb.pad_left >= 0, lb
     assert lb.pad_top + lb.new_h <= dst_h and lb.pad_left + lb.new_w <= dst_w, lb
