@@ -4,7 +4,7 @@ Kept apart from fuzzlib (which needs atheris) so that tests/test_fuzz_regression
 environment without atheris. Each finding has a reproducer and a regression test in
 tests/test_fuzz_regressions.py; once it is fixed, delete its entry here (the test then guards the fix).
 ``EDGESEG_FUZZ_KNOWN=check`` makes the harnesses exercise open findings anyway. Fixed since they were
-found: all of F1-F16.
+found: all of F1-F17.
 """
 
 from __future__ import annotations

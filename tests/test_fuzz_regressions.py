@@ -32,7 +32,7 @@ from findings import OPEN_FINDINGS  # noqa: E402
 
 # Findings not fixed yet (strict xfail): fuzz/findings.py's OPEN_FINDINGS, which the harnesses step around.
 # Delete an entry there when its fix lands. Fixed since they were found (the tests below guard them): F1, F2,
-# F3, F4 (plans follow the boxes' span), F5-F16.
+# F3, F4 (plans follow the boxes' span), F5-F17.
 OPEN = OPEN_FINDINGS
 
 
@@ -412,6 +412,104 @@ def test_f16_dimension_name_that_is_not_utf8_is_a_model_error(tmp_path: Path) ->
     path.write_bytes(data.replace(b"width", b"w\x9cdth"))
     with pytest.raises(ModelError, match=path.name):
         edgeseg.load(path)
+
+
+def negative_window_model(tmp_path: Path, kind: str) -> Path:
+    """A tiny model whose shape inference gives a negative dimension upstream of its Slice (finding F17).
+
+    ``weight_dims``: what the fuzzer did to fuzz/corpus/load/raw.onnx: the detection convolution's weight
+    declared [10, 3, 1, 65] (its data left at 30 floats), a kernel 65 wide on the 16-wide pooled input, so
+    'feat' is [1, 10, 16, -48] and the Reshape makes the Slice's input [1, 10, -768]. ``conv_weight``: the
+    same kernel with all its data (a complete, checkable weight). ``pool_window``: only an attribute changed,
+    an AveragePool window of 4 x 72 on the 64-wide image ([1, 3, 16, -1]).
+    """
+    pytest.importorskip("onnx")
+    import tinymodels
+    from onnx import numpy_helper
+
+    model = tinymodels.build(tinymodels.Plan())
+    weight = next(t for t in model.graph.initializer if t.name == "wd")
+    if kind == "weight_dims":
+        weight.dims[3] = 65
+    elif kind == "conv_weight":
+        wide = np.repeat(numpy_helper.to_array(weight), 65, axis=3) / np.float32(65)
+        weight.CopyFrom(numpy_helper.from_array(wide.astype(np.float32), "wd"))
+    else:
+        pool = next(n for n in model.graph.node if n.op_type == "AveragePool")
+        next(a for a in pool.attribute if a.name == "kernel_shape").ints[:] = [4, 72]
+    path = tmp_path / f"{kind}.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@finding("F17")
+@pytest.mark.parametrize(
+    ("kind", "node"),
+    [("weight_dims", "Conv"), ("conv_weight", "Conv"), ("pool_window", "AveragePool")],
+)
+def test_f17_negative_inferred_dimension_is_a_model_error_not_an_abort(tmp_path: Path, kind: str, node: str) -> None:
+    """Guards F17: ONNX Runtime 1.32 aborted the process (SIGABRT: libstdc++'s assertion in std::clamp,
+    hi < lo, in ONNX's Slice shape inference) while opening a graph whose inferred shapes hold a negative
+    dimension (a 857-byte file from fuzz_load, rebuilt here as ``weight_dims``); it happens inside
+    InferenceSession(), even with graph optimizations off, so no Python code can catch it. Expected: load
+    refuses the file with a ModelError naming it and the node that gives the negative dimension, before
+    ONNX Runtime sees it (needs the optional onnx package, which the check uses)."""
+    path = negative_window_model(tmp_path, kind)
+    proc = run_isolated(
+        f"""
+        import edgeseg
+        try:
+            edgeseg.load({str(path)!r})
+            raise SystemExit("loaded")
+        except edgeseg.ModelError as exc:
+            msg = str(exc)
+        for part in ({str(path)!r}, "({node})", "negative dimension", "corrupt"):
+            assert part in msg, (part, msg)
+        print("OK")
+        """,
+        timeout=60,
+    )
+    assert proc.returncode != -6, f"aborted (SIGABRT): {proc.stderr[-1000:]}"
+    assert_ok(proc)
+
+
+def test_f17_check_keeps_what_onnxruntime_accepts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The F17 check refuses only negative inferred dimensions: a declared input dimension of -1 (how some
+    exporters wrote a dynamic one; ONNX Runtime reads it as dynamic) and a zero-size Slice with a negative
+    step still load or pass, and without onnx installed the check is skipped rather than failing."""
+    pytest.importorskip("onnx")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgeseg.modelfile import onnx_graph_problem
+
+    path = tiny_model(tmp_path, height=None, width=None, anchors=16, metadata={"task": "segment", "imgsz": "64"})
+    model = onnx.load(str(path))
+    for dim in model.graph.input[0].type.tensor_type.shape.dim[2:]:
+        dim.dim_value = -1
+    onnx.save(model, str(path))
+    assert onnx_graph_problem(path) is None
+    assert isinstance(edgeseg.load(path), edgeseg.Model)
+
+    consts = [
+        numpy_helper.from_array(np.array([v], np.int64), n)
+        for n, v in (("s", -1), ("e", -(2**40)), ("a", 1), ("t", -1))
+    ]
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["x", "s", "e", "a", "t"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 0])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        consts,
+    )
+    empty = tmp_path / "empty_slice.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(empty))
+    assert onnx_graph_problem(empty) is None
+
+    bad = negative_window_model(tmp_path, "weight_dims")
+    assert "negative dimension" in (onnx_graph_problem(bad) or "")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    assert onnx_graph_problem(bad) is None
 
 
 # ------------------------------------------------------------------------------------------------------

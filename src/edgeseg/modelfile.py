@@ -3,7 +3,8 @@
 Used by the download cache before it records the digest of a file without a pinned sha256: an HTML
 login page, a PyTorch ``.pt`` archive or a download cut short must be refused, not recorded as trusted.
 The checks walk the file's structure (the protobuf fields of an ONNX ModelProto, the FlatBuffer tables
-of a TFLite model) without running it.
+of a TFLite model) without running it. ``onnx_graph_problem`` is the ONNX Runtime backend's check, before each
+session, for graphs on which ONNX Runtime would abort the process instead of raising an error.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import mmap
 import struct
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 #: ModelProto fields (onnx.proto) and the protobuf wire type each must have.
 _ONNX_FIELDS = {
@@ -226,3 +227,104 @@ def format_problem(path: Path, fmt: str, thorough: bool = True) -> str | None:
         return f"not {what}: got {other}"
     detail = _onnx_problem(path, thorough) if fmt == "onnx" else _tflite_problem(path)
     return f"not {what}: {detail}" if detail else None
+
+
+# Constant inputs up to this many elements are handed to shape inference as values (the shape of a
+# Reshape, the starts of a Slice, the scales of a Resize); weights are not: only their shapes matter.
+_SMALL_CONSTANT = 64
+# Ops whose inference runs subgraphs: their outputs stay unknown here (the walk covers the main graph).
+_SUBGRAPH_OPS = {"If", "Loop", "Scan", "SequenceMap"}
+
+
+def onnx_graph_problem(path: Path) -> str | None:
+    """A node to which ONNX shape inference gives an output with a negative dimension, described; or ``None``.
+
+    No tensor has a negative dimension, but shape inference computes one for a convolution or pooling window
+    larger than its (padded) input, e.g. a damaged weight shape. ONNX Runtime runs the same inference when it
+    opens a model, and a Slice downstream of such a dimension then fails an assertion in ONNX's Slice
+    inference (``std::clamp`` with hi < lo) that aborts the whole process (fuzz finding F17): such a file must
+    be refused before ONNX Runtime sees it.
+
+    The graph is walked one node at a time with ``onnx.shape_inference.infer_node_outputs``, stopping at the
+    first negative dimension, so the node that would abort is never inferred. Inputs follow ONNX Runtime:
+    negative declared input dimensions count as unknown, and only initializers that an input cannot override
+    (and Constant nodes) are known values. A node that cannot be inferred (another domain, a missing schema,
+    an inference error ONNX Runtime will report itself) leaves its outputs unknown. Needs the optional
+    ``onnx`` package: without it, or when the file does not parse, nothing is checked (``None``).
+    """
+    try:
+        import onnx
+        from onnx import defs, helper, shape_inference
+    except ImportError:
+        return None
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except Exception:  # not parseable: ONNX Runtime refuses it with its own error
+        return None
+    graph = model.graph
+    opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    opset = opsets.get("ai.onnx")
+    if opset is None:
+        return None
+    types: dict[str, onnx.TypeProto] = {}
+    values: dict[str, onnx.TensorProto] = {}
+    for info in graph.input:
+        declared = onnx.TypeProto()
+        declared.CopyFrom(info.type)
+        for dim in declared.tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value < 0:
+                dim.ClearField("dim_value")  # ONNX Runtime reads a negative declared dimension as dynamic
+        types[info.name] = declared
+    overridable = {i.name for i in graph.input} if model.ir_version >= 4 else set()
+    for init in graph.initializer:
+        if any(d < 0 for d in init.dims):
+            continue
+        types[init.name] = helper.make_tensor_type_proto(init.data_type, list(init.dims))
+        size = 1
+        for d in init.dims:
+            size *= d
+        if size <= _SMALL_CONSTANT and init.name not in overridable and init.data_location != onnx.TensorProto.EXTERNAL:
+            values[init.name] = init
+    for index, node in enumerate(graph.node):
+        if node.domain not in ("", "ai.onnx") or node.op_type in _SUBGRAPH_OPS:
+            continue
+        inputs = [name for name in node.input if name]
+        if any(name not in types for name in inputs):
+            continue
+        try:
+            schema = defs.get_schema(node.op_type, opset, "")
+            outputs = shape_inference.infer_node_outputs(
+                schema,
+                node,
+                {name: types[name] for name in inputs},
+                {name: values[name] for name in inputs if name in values},
+                opset_imports=list(model.opset_import),
+                ir_version=model.ir_version,
+            )
+        except Exception:  # no schema, or an inference error: the outputs stay unknown
+            continue
+        for name, inferred in outputs.items():
+            if any(d.HasField("dim_value") and d.dim_value < 0 for d in inferred.tensor_type.shape.dim):
+                label = f"{node.name!r}" if node.name else f"#{index}"
+                given = ", ".join(f"{n!r} {_shape_text(types[n])}" for n in inputs)
+                return (
+                    f"node {label} ({node.op_type}) gives its output {name!r} the shape {_shape_text(inferred)} "
+                    f"from {given}: a negative dimension, which no tensor can have (a window larger than its "
+                    "input, or a damaged weight shape); ONNX Runtime would abort the process on this graph "
+                    "instead of raising an error"
+                )
+            types[name] = inferred
+        if node.op_type == "Constant" and len(node.output) == 1:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.ByteSize() <= 8 * _SMALL_CONSTANT:
+                    values[node.output[0]] = attr.t
+    return None
+
+
+def _shape_text(type_proto: Any) -> str:
+    """``[1, 10, h, -48]``: an ONNX tensor type's shape, unknown dimensions by name or as ``?``."""
+    tensor = type_proto.tensor_type
+    if not tensor.HasField("shape"):
+        return "of unknown rank"
+    dims = [str(d.dim_value) if d.HasField("dim_value") else d.dim_param or "?" for d in tensor.shape.dim]
+    return "[" + ", ".join(dims) + "]"

@@ -10,6 +10,7 @@ from typing import Any, Union
 import numpy as np
 
 from ..errors import ModelError
+from ..modelfile import onnx_graph_problem
 from .base import TensorInfo
 
 log = logging.getLogger("edgeseg")
@@ -104,6 +105,11 @@ class OnnxRuntime:
             so.intra_op_num_threads = threads
         so.log_severity_level = 3  # keep ONNX Runtime's own warnings out of users' logs
         chosen = resolve_providers(providers, ort.get_available_providers())
+        # Before ONNX Runtime sees the graph: its shape inference aborts the process (not an exception) on
+        # some corrupt graphs (fuzz finding F17). Checked where the optional onnx package is installed.
+        problem = onnx_graph_problem(path)
+        if problem:
+            raise ModelError(f"{path}: the model graph is corrupt: {problem}. Re-export or re-download it.")
         try:
             self._session = ort.InferenceSession(str(path), sess_options=so, providers=chosen)
             # Read here, inside the guard: a metadata value or a dimension name that is not UTF-8 fails
