@@ -154,3 +154,38 @@ class Tracker:
     def frame(self) -> int: ...
     @property
     def options(self) -> dict[str, float | int | bool]: ...
+
+# --- paste (dets family: Mask R-CNN RoI masks and full-frame masks) ---
+
+def paste_roi_masks(
+    masks: npt.ArrayLike,
+    rows: npt.ArrayLike,
+    boxes: npt.ArrayLike,
+    image_hw: _Pair,
+    convention: str = "mmdet",
+    threshold: float = 0.5,
+    soft: bool = False,
+) -> MaskSet:
+    """Paste RoI masks ``masks[rows]`` (float32 (K, M, M) probabilities, strided views fine) into
+    ``boxes`` (N, 4) x1 y1 x2 y2 in source pixels of an ``image_hw`` image, straight into box-cropped
+    bit-packed crops (keep = 0..N-1, every detection keeps its place; a box of zero width pastes nothing).
+
+    ``"mmdet"``: MMDetection's ``_do_paste_mask`` / the MMDeploy SDK (bilinear sampling at pixel
+    centres, zeros outside the mask, over the box grown to [floor(x1) - 1, ceil(x2) + 1); set at
+    >= threshold). ``"torchvision"``: ``paste_masks_in_image`` (one zero cell of padding, box scaled by
+    (M + 2) / M and truncated, bilinear resize into it; set at > threshold).
+    """
+
+def crop_frame_masks(
+    masks: npt.ArrayLike,
+    rows: npt.ArrayLike,
+    boxes: npt.ArrayLike,
+    letterbox: Letterbox,
+    threshold: float = 0.5,
+    inclusive: bool = True,
+    soft: bool = False,
+) -> MaskSet:
+    """Crop full-frame masks ``masks[rows]`` ((K, H, W) at the model input size: float32 probabilities,
+    or uint8 / bool binary) to ``boxes`` (N, 4, source pixels) grown by one pixel, reading each source
+    pixel's input pixel by nearest neighbour (MMDeploy's rescale). A box with x2 <= x1 or y2 <= y1 is
+    replaced by its mask's extent. Probabilities are set at >= threshold (``inclusive``) or > threshold."""
