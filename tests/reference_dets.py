@@ -144,7 +144,9 @@ def nearest_resize(src: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return src[..., idx(src.shape[-2], out_h)[:, None], idx(src.shape[-1], out_w)[None, :]]
 
 
-def frame_masks(masks: np.ndarray, image_hw: tuple[int, int], resized_hw: tuple[int, int], thr: float = 0.5) -> np.ndarray:
+def frame_masks(
+    masks: np.ndarray, image_hw: tuple[int, int], resized_hw: tuple[int, int], thr: float = 0.5
+) -> np.ndarray:
     """MMDeploy's full-frame masks (``export_postprocess_mask``): cut to the resized image, nearest
     resize to the original, ``>= thr`` (binary masks: non-zero)."""
     content = masks[:, : resized_hw[0], : resized_hw[1]]

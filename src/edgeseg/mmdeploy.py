@@ -142,9 +142,7 @@ def mmdeploy_info(sidecars: Mapping[str, Any], where: str) -> MMDeployInfo | Non
                 "(it reads Resize, Normalize and Pad); preprocess the images yourself and call model.postprocess"
             )
     try:
-        preprocess = Preprocess(
-            resize=resize or "keep_ratio", pad_value=pad_value, mean=mean, std=std, rgb=rgb
-        )
+        preprocess = Preprocess(resize=resize or "keep_ratio", pad_value=pad_value, mean=mean, std=std, rgb=rgb)
     except ValueError as e:
         raise ModelError(f"{where}: pipeline.json preprocessing is not usable: {e}") from None
 

@@ -53,7 +53,9 @@ MMDET_PREPROCESS = Preprocess(
 # box_detections_per_img 100; masks thresholded at 0.5. Its transform normalizes inside the graph
 # (input RGB in 0..1) and pads bottom-right with zeros.
 TORCHVISION_DEFAULTS = Defaults(conf=0.05, iou=0.5, max_det=100, nms="box", mask_threshold=0.5)
-TORCHVISION_PREPROCESS = Preprocess(resize="keep_ratio", pad_value=0.0, mean=(0.0, 0.0, 0.0), std=(255.0,) * 3, rgb=True)
+TORCHVISION_PREPROCESS = Preprocess(
+    resize="keep_ratio", pad_value=0.0, mean=(0.0, 0.0, 0.0), std=(255.0,) * 3, rgb=True
+)
 
 MASK_KINDS = ("roi", "frame")
 
