@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -29,7 +30,10 @@ struct Tap {
 
 struct Scratch {
   std::vector<Tap> cols, rows;
-  std::vector<float> hrows;  // horizontally resampled mask rows, one per mask row in use
+  std::vector<float> hrows;   // horizontally resampled mask rows, one per mask row in use
+  std::vector<float> lo, hi;  // range of each of those rows
+  std::vector<float> acc;     // one output row of probabilities
+  std::vector<uint8_t> on;    // one output row of 0/1
 };
 
 // Crop rect [x0, x1) x [y0, y1) in source pixels.
@@ -122,11 +126,36 @@ float at(const MaskStackView& v, int64_t k, int64_t y, int64_t x) {
   return static_cast<const float*>(v.data)[i];
 }
 
-// Resamples RoI mask k through the plans into the crop: bits (row stride ceil(w / 8)) and,
-// when asked, probabilities. Returns the pixel count.
+// Packs 8 bytes of 0/1 into one byte, first byte in the lowest bit.
+inline uint8_t pack8(const uint8_t* v) {
+  uint64_t u;
+  std::memcpy(&u, v, 8);
+  return static_cast<uint8_t>((u * 0x0102040810204080ULL) >> 56);
+}
+
+// Thresholds one row of probabilities into packed bits; returns the pixels set. `on` holds at
+// least ceil(w / 8) * 8 bytes, zero past w.
+inline int64_t pack_row(const float* p, int64_t w, float threshold, bool inclusive, uint8_t* on,
+                        uint8_t* out) {
+  if (inclusive) {
+    for (int64_t x = 0; x < w; ++x) on[x] = p[x] >= threshold;
+  } else {
+    for (int64_t x = 0; x < w; ++x) on[x] = p[x] > threshold;
+  }
+  int64_t area = 0;
+  for (int64_t x = 0; x < w; ++x) area += on[x];
+  for (int64_t b = 0; b < (w + 7) / 8; ++b) out[b] = pack8(on + 8 * b);
+  return area;
+}
+
+// Resamples RoI mask k through the plans into the crop: bits (row stride ceil(w / 8), zeroed by
+// the caller) and, when asked, probabilities. Returns the pixel count. Each output value is
+// w0 * a + w1 * b with non-negative weights, so a row whose bound from its two source rows' ranges
+// is clear of the threshold is decided without computing it (the bound holds exactly in float:
+// rounding is monotonic); a small margin keeps that true however the compiler fuses the products.
 int64_t render_roi(const MaskStackView& v, int64_t k, const std::vector<Tap>& cols,
                    const std::vector<Tap>& rows, float threshold, bool inclusive, uint8_t* bits,
-                   float* probs, std::vector<float>* hrows) {
+                   float* probs, Scratch* s) {
   const int64_t w = static_cast<int64_t>(cols.size()), h = static_cast<int64_t>(rows.size());
   int64_t r_lo = v.height, r_hi = 0;  // mask rows the row plan reads
   for (const Tap& t : rows) {
@@ -136,32 +165,46 @@ int64_t render_roi(const MaskStackView& v, int64_t k, const std::vector<Tap>& co
     }
   }
   if (r_hi <= r_lo) r_lo = r_hi = 0;
-  hrows->assign(static_cast<size_t>((r_hi - r_lo + 1) * w), 0.f);  // + 1: a zero row
+  const int64_t nr = r_hi - r_lo;
+  s->hrows.assign(static_cast<size_t>((nr + 1) * w), 0.f);  // + 1: a zero row
+  s->lo.assign(static_cast<size_t>(nr + 1), 0.f);
+  s->hi.assign(static_cast<size_t>(nr + 1), 0.f);
   for (int64_t r = r_lo; r < r_hi; ++r) {
-    float* out = hrows->data() + (r - r_lo) * w;
+    float* out = s->hrows.data() + (r - r_lo) * w;
     for (int64_t x = 0; x < w; ++x) {
       const Tap& t = cols[static_cast<size_t>(x)];
       const int64_t i1 = std::min<int64_t>(t.i0 + 1, v.width - 1);
       out[x] = t.w0 * at(v, k, r, t.i0) + t.w1 * at(v, k, r, i1);
     }
+    const auto [mn, mx] = std::minmax_element(out, out + w);
+    s->lo[static_cast<size_t>(r - r_lo)] = *mn;
+    s->hi[static_cast<size_t>(r - r_lo)] = *mx;
   }
-  const float* zero = hrows->data() + (r_hi - r_lo) * w;
   const int64_t row_bytes = (w + 7) / 8;
+  s->acc.resize(static_cast<size_t>(w));
+  s->on.assign(static_cast<size_t>(row_bytes * 8), 0);
+  constexpr float kMargin = 1e-5f;
   int64_t area = 0;
   for (int64_t y = 0; y < h; ++y) {
     const Tap& t = rows[static_cast<size_t>(y)];
     const bool none = t.w0 == 0.f && t.w1 == 0.f;
-    const float* a = none ? zero : hrows->data() + (t.i0 - r_lo) * w;
-    const float* b = (none || t.i0 + 1 >= r_hi) ? zero : a + w;
+    const int64_t ia = none ? nr : t.i0 - r_lo, ib = (none || t.i0 + 1 >= r_hi) ? nr : ia + 1;
+    const float* a = s->hrows.data() + ia * w;
+    const float* b = s->hrows.data() + ib * w;
     uint8_t* out = bits + y * row_bytes;
     float* prow = probs == nullptr ? nullptr : probs + y * w;
-    for (int64_t x = 0; x < w; ++x) {
-      const float p = t.w0 * a[x] + t.w1 * b[x];
-      const bool on = inclusive ? p >= threshold : p > threshold;
-      out[x >> 3] = static_cast<uint8_t>(out[x >> 3] | (static_cast<uint8_t>(on) << (x & 7)));
-      area += on;
-      if (prow != nullptr) prow[x] = p;
+    const float hi = t.w0 * s->hi[static_cast<size_t>(ia)] + t.w1 * s->hi[static_cast<size_t>(ib)];
+    const float lo = t.w0 * s->lo[static_cast<size_t>(ia)] + t.w1 * s->lo[static_cast<size_t>(ib)];
+    if (prow == nullptr && hi < threshold - kMargin) continue;  // all clear (bits are zero)
+    if (prow == nullptr && lo > threshold + kMargin) {          // all set
+      for (int64_t x = 0; x < w; ++x)
+        out[x >> 3] = static_cast<uint8_t>(out[x >> 3] | (1u << (x & 7)));
+      area += w;
+      continue;
     }
+    float* p = prow != nullptr ? prow : s->acc.data();
+    for (int64_t x = 0; x < w; ++x) p[x] = t.w0 * a[x] + t.w1 * b[x];
+    area += pack_row(p, w, threshold, inclusive, s->on.data(), out);
   }
   return area;
 }
@@ -290,7 +333,7 @@ Masks paste_roi_masks(const MaskStackView& masks, const int64_t* rows, const flo
     const size_t k = static_cast<size_t>(i);
     m.areas[k] =
         render_roi(masks, rows[i], s.cols, s.rows, opt.threshold, !tv, m.bits.data() + m.offsets[k],
-                   opt.soft ? m.probs.data() + m.prob_offsets[k] : nullptr, &s.hrows);
+                   opt.soft ? m.probs.data() + m.prob_offsets[k] : nullptr, &s);
   }
   return m;
 }
@@ -348,25 +391,33 @@ Masks crop_frame_masks(const MaskStackView& masks, const int64_t* rows, const fl
     if (r.empty()) r = Rect{};  // the pixels fall between sampled source pixels
   }
   Masks m = allocate(rects, opt.soft);
+  // Binary masks are read as 0 / 1 and set at >= 0.5.
+  const bool binary = masks.dtype == DType::kUInt8;
+  const float threshold = binary ? 0.5f : opt.threshold;
+  const bool inclusive = binary || opt.inclusive;
+  std::vector<float> acc;
+  std::vector<uint8_t> flags;
   for (int64_t i = 0; i < n; ++i) {
     const Rect& r = rects[static_cast<size_t>(i)];
     if (r.empty()) continue;
     const size_t k = static_cast<size_t>(i);
     const int64_t w = r.width(), row_bytes = (w + 7) / 8;
-    uint8_t* bits = m.bits.data() + m.offsets[k];
-    float* probs = opt.soft ? m.probs.data() + m.prob_offsets[k] : nullptr;
+    acc.resize(static_cast<size_t>(w));
+    flags.assign(static_cast<size_t>(row_bytes * 8), 0);
+    const int64_t* cols = col.data() + r.x0;
     int64_t area = 0;
     for (int64_t y = r.y0; y < r.y1; ++y) {
-      uint8_t* out = bits + (y - r.y0) * row_bytes;
-      const int64_t iy = row[static_cast<size_t>(y)];
-      for (int64_t x = r.x0; x < r.x1; ++x) {
-        const float v = at(masks, rows[i], iy, col[static_cast<size_t>(x)]);
-        const bool set = on(v);
-        const int64_t c = x - r.x0;
-        out[c >> 3] = static_cast<uint8_t>(out[c >> 3] | (static_cast<uint8_t>(set) << (c & 7)));
-        area += set;
-        if (probs != nullptr) probs[(y - r.y0) * w + c] = v;
+      float* p = opt.soft ? m.probs.data() + m.prob_offsets[k] + (y - r.y0) * w : acc.data();
+      const int64_t base = rows[i] * masks.stride_n + row[static_cast<size_t>(y)] * masks.stride_y;
+      if (binary) {
+        const uint8_t* src = static_cast<const uint8_t*>(masks.data) + base;
+        for (int64_t x = 0; x < w; ++x) p[x] = src[cols[x] * masks.stride_x] != 0 ? 1.f : 0.f;
+      } else {
+        const float* src = static_cast<const float*>(masks.data) + base;
+        for (int64_t x = 0; x < w; ++x) p[x] = src[cols[x] * masks.stride_x];
       }
+      area += pack_row(p, w, threshold, inclusive, flags.data(),
+                       m.bits.data() + m.offsets[k] + (y - r.y0) * row_bytes);
     }
     m.areas[k] = area;
   }
