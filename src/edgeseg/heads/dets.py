@@ -251,7 +251,8 @@ class DetsFamily:
         missing = [k for k, v in needed.items() if v is None]
         if missing:
             what = {"labels": "labels (integer class of each detection)", "masks": "masks (one mask per detection)"}
-            have = ", ".join(outs[i].name for i in roles.values())
+            present = [*roles.values(), *(v for v in needed.values() if v is not None)]
+            have = ", ".join(f"{outs[i].name} {[d if d is not None else '?' for d in outs[i].shape]}" for i in present)
             raise ctx.unsupported(
                 f"the outputs look like an end-to-end {exporter} export ({have}) but there is no "
                 + " and no ".join(what[k] for k in missing)

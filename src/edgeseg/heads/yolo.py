@@ -157,6 +157,8 @@ class YoloFamily:
         rank3 = [i for i, o in enumerate(rt.outputs) if len(o.shape) == 3]
         if len(rank4) != 1 or len(rank3) != 1 or len(rt.outputs) != 2:
             return None
+        if rt.outputs[rank3[0]].shape[2] == 5:
+            return None  # rows of x1, y1, x2, y2, score: an end-to-end dets output (YOLO rows hold >= 6 values)
         ctx.check_output_dtypes(range(len(rt.outputs)))
         proto_i, det_i = rank4[0], rank3[0]
         meta_names = names_from_metadata(meta)
