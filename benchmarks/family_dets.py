@@ -31,7 +31,7 @@ SHARED = ROOT.parent / "shared"
 FIXTURES = ROOT / "tests" / "fixtures" / "dets"
 sys.path.insert(0, str(ROOT / "tests"))
 
-import reference_dets as R  # noqa: E402
+import reference_dets as ref  # noqa: E402
 
 MODELS = ("mmdet-maskrcnn", "mmdet-rtmdet-ins", "torchvision-maskrcnn.onnx")
 TARGET = 10.0  # edgeseg at least this many times faster than the reference, per image (median)
@@ -42,11 +42,11 @@ def reference(model: edgeseg.Model, outputs: list, lb: object, options: object) 
     lay, image_hw, resized = model.spec.layout, (lb.src_h, lb.src_w), (lb.new_h, lb.new_w)
     o = options
     if lay.exporter == "mmdeploy":
-        return R.postprocess_mmdeploy(
+        return ref.postprocess_mmdeploy(
             outputs[lay.boxes_output][0], outputs[lay.labels_output][0], outputs[lay.masks_output][0],
             image_hw, resized, o.conf, o.max_det, o.mask_threshold, roi=lay.masks_kind == "roi",
         )  # fmt: skip
-    return R.postprocess_torchvision(
+    return ref.postprocess_torchvision(
         outputs[lay.boxes_output], outputs[lay.labels_output], outputs[lay.scores_output],
         outputs[lay.masks_output], image_hw, resized, o.conf, o.max_det, o.mask_threshold,
     )  # fmt: skip
@@ -74,10 +74,16 @@ def main() -> int:
             lb = lbs[0]
             inst = model.head(outputs, 0, lb, options)
             ref = reference(model, outputs, lb, options)
-            t_ours = median_ms(lambda: model.head(outputs, 0, lb, options), args.repeats, warmup=True)
-            t_ref = median_ms(lambda: reference(model, outputs, lb, options), args.repeats)
-            b_ours = best_ms(lambda: model.head(outputs, 0, lb, options), args.repeats)
-            b_ref = best_ms(lambda: reference(model, outputs, lb, options), args.repeats)
+
+            def run_ours(m=model, o=outputs, b=lb, opt=options) -> object:
+                return m.head(o, 0, b, opt)
+
+            def run_ref(m=model, o=outputs, b=lb, opt=options) -> object:
+                return reference(m, o, b, opt)
+
+            t_ours = median_ms(run_ours, args.repeats, warmup=True)
+            t_ref = median_ms(run_ref, args.repeats)
+            b_ours, b_ref = best_ms(run_ours, args.repeats), best_ms(run_ref, args.repeats)
             ours.append(t_ours)
             refs.append(t_ref)
             ratios.append(t_ref / t_ours)
@@ -111,7 +117,8 @@ def main() -> int:
             f"speed-up median {row['speedup_median']:5.1f}x (min {row['speedup_min']}x; best-of-{args.repeats} "
             f"{row['edgeseg_best_ms_median']:.2f} vs {row['reference_best_ms_median']:.2f} ms: "
             f"{row['speedup_best_median']:.1f}x)  "
-            f"masks {row['mask_bytes_edgeseg_median'] / 1e3:.0f} kB vs {row['mask_bytes_reference_median'] / 1e6:.1f} MB"
+            f"masks {row['mask_bytes_edgeseg_median'] / 1e3:.0f} kB vs "
+            f"{row['mask_bytes_reference_median'] / 1e6:.1f} MB"
         )
     write_json(
         args.json,

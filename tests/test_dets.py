@@ -1,9 +1,11 @@
 """The dets family (MMDeploy and torchvision end-to-end exports): loading with no configuration,
 agreement with the numpy transcription of the official postprocess (tests/reference_dets.py) on
-every coco-val-mini image, almost-right layouts, and the core's paste and crop functions."""
+coco-val-mini (every fourth image; all 79 with EDGESEG_SLOW=1), almost-right layouts, and the core's
+paste and crop functions."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -13,11 +15,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import edgeseg
+import reference_dets as ref
 from edgeseg import _core
 from edgeseg.errors import ModelError
 from edgeseg.io import list_images, read_image
 
-import reference_dets as R
 from conftest import IMAGES, MODELS, require_shared
 from parity import box_iou
 
@@ -26,6 +28,8 @@ RCNN = FIXTURES / "mmdet-maskrcnn"
 FRAME = FIXTURES / "mmdet-rtmdet-ins"
 TORCHVISION = FIXTURES / "torchvision-maskrcnn.onnx"
 NAMES = [f"class{i}" for i in range(80)]
+# Every coco-val-mini image with EDGESEG_SLOW=1 (minutes on a loaded 2-core machine); else every fourth.
+SLOW = os.environ.get("EDGESEG_SLOW") == "1"
 
 
 def load(path: Path, **kw: object) -> edgeseg.Model:
@@ -111,7 +115,7 @@ def test_agrees_with_the_reference_on_coco_val_mini(path: Path) -> None:
     model = load(path)
     lay, options = model.spec.layout, model.options()
     counts, box_ious, mask_ious = [], [], []
-    for image_path in list_images(IMAGES):
+    for image_path in list_images(IMAGES)[:: 1 if SLOW else 4]:
         image = read_image(image_path)
         tensor, lbs = model.preprocess([image])
         out = model.infer(tensor)
@@ -119,12 +123,12 @@ def test_agrees_with_the_reference_on_coco_val_mini(path: Path) -> None:
         inst = model.head(out, 0, lb, options)
         hw, resized = image.shape[:2], (lb.new_h, lb.new_w)
         if lay.exporter == "mmdeploy":
-            boxes, scores, labels, full = R.postprocess_mmdeploy(
+            boxes, scores, labels, full = ref.postprocess_mmdeploy(
                 out[0][0], out[1][0], out[2][0], hw, resized, options.conf, options.max_det,
                 options.mask_threshold, roi=lay.masks_kind == "roi",
             )  # fmt: skip
         else:
-            boxes, scores, labels, full = R.postprocess_torchvision(
+            boxes, scores, labels, full = ref.postprocess_torchvision(
                 *out, hw, resized, options.conf, options.max_det, options.mask_threshold
             )
         assert len(inst.boxes) == len(boxes), image_path.name
@@ -157,7 +161,9 @@ def test_fixture_boxes_reach_the_image_borders() -> None:
     for image_path in list_images(IMAGES)[:10]:
         r = model(image_path)
         h, w = r.image_shape
-        touches += int(np.sum((r.boxes[:, 0] <= 0) | (r.boxes[:, 1] <= 0) | (r.boxes[:, 2] >= w) | (r.boxes[:, 3] >= h)))
+        touches += int(
+            np.sum((r.boxes[:, 0] <= 0) | (r.boxes[:, 1] <= 0) | (r.boxes[:, 2] >= w) | (r.boxes[:, 3] >= h))
+        )
         widths = r.boxes[:, 2] - r.boxes[:, 0]
         assert widths.max() > 4 * widths.min()  # varied sizes
     assert touches >= 10
@@ -214,7 +220,11 @@ def _dets(k: int, cols: int = 5) -> np.ndarray:
         ({"dets": _dets(10), "masks": np.zeros((1, 10, 28, 28), np.float32)}, r"dets.*masks.*no labels"),
         ({"dets": _dets(10), "labels": np.zeros((1, 10), np.int64)}, r"no masks"),
         (
-            {"dets": _dets(10, 4), "labels": np.zeros((1, 10), np.int64), "masks": np.zeros((1, 10, 28, 28), np.float32)},
+            {
+                "dets": _dets(10, 4),
+                "labels": np.zeros((1, 10), np.int64),
+                "masks": np.zeros((1, 10, 28, 28), np.float32),
+            },
             r"dets \[1, 10, 4\] has 4 columns; expected 5",
         ),
         (
@@ -240,7 +250,15 @@ def _dets(k: int, cols: int = 5) -> np.ndarray:
             r"cannot tell whether masks masks \[1, 4, 28, 30\]",
         ),
     ],
-    ids=["masks-count", "labels-missing", "masks-missing", "dets-4-columns", "tv-2-channels", "tv-scores-count", "odd-masks"],
+    ids=[
+        "masks-count",
+        "labels-missing",
+        "masks-missing",
+        "dets-4-columns",
+        "tv-2-channels",
+        "tv-scores-count",
+        "odd-masks",
+    ],
 )
 def test_almost_right_layouts_name_the_tensors(tmp_path: Path, outputs: dict, message: str) -> None:
     path = _constant_model(tmp_path / "m.onnx", outputs)
@@ -297,7 +315,7 @@ def test_paste_matches_the_reference_pixel_for_pixel(convention: str) -> None:
     boxes[5, 2] = boxes[5, 0]  # zero width: an empty crop, the detection kept
     rows = np.arange(40)[::-1].copy()
     ms = _core.paste_roi_masks(masks, rows, boxes, hw, convention, 0.5, soft=True)
-    paste = R.mmdet_paste if convention == "mmdet" else R.torchvision_paste
+    paste = ref.mmdet_paste if convention == "mmdet" else ref.torchvision_paste
     assert ms.keep.tolist() == list(range(40))
     for i in range(40):
         np.testing.assert_array_equal(_unpack(ms, i, hw), paste(masks[rows[i]], boxes[i], hw), err_msg=str(i))
@@ -312,7 +330,7 @@ def test_crop_frame_masks_boxes_free_rows_by_their_mask() -> None:
     masks[1, 5:20, 10:30] = True
     boxes = np.array([[0, 0, 0, 0], [12, 6, 44, 30]], np.float32)  # source pixels; the first box-free
     ms = _core.crop_frame_masks(masks, np.array([0, 1]), boxes, lb)
-    full = R.frame_masks(masks, (48, 64), (lb.new_h, lb.new_w))
+    full = ref.frame_masks(masks, (48, 64), (lb.new_h, lb.new_w))
     np.testing.assert_array_equal(_unpack(ms, 0, (48, 64)), full[0])
     x0, y0, w, h = ms.rects[0]
     ys, xs = np.nonzero(full[0])
