@@ -354,3 +354,21 @@ def test_core_rejects_bad_arguments() -> None:
     lb = _core.make_letterbox(20, 20, 32, 32, "keep_ratio")
     with pytest.raises(ValueError, match="do not match the model input"):
         _core.crop_frame_masks(masks, np.array([0]), boxes, lb)
+
+
+def test_torchvision_pasted_masks_are_cropped(tmp_path: Path) -> None:
+    masks = np.zeros((2, 1, 64, 64), np.float32)
+    masks[0, 0, 10:30, 12:40] = 0.8
+    masks[1, 0, 40:60, 5:25] = 0.5  # exactly the threshold: torchvision keeps only > 0.5
+    boxes = np.array([[12, 10, 40, 30], [5, 40, 25, 60]], np.float32)
+    outputs = {
+        "boxes": boxes,
+        "labels": np.array([1, 2], np.int64),
+        "scores": np.array([0.9, 0.8], np.float32),
+        "masks": masks,
+    }
+    m = edgeseg.load(_constant_model(tmp_path / "m.onnx", outputs), names=NAMES)
+    assert m.spec.head == "dets_torchvision_frame"
+    r = m(np.zeros((64, 64, 3), np.uint8))  # the input size: no resize
+    assert r.masks.areas().tolist() == [20 * 28, 0]
+    np.testing.assert_array_equal(r.masks.dense()[0], masks[0, 0] > 0.5)
