@@ -8,8 +8,9 @@ loads them; ``mmdeploy_info`` reads preprocessing, thresholds and class names ou
 - ``Resize``: ``keep_ratio`` true is MMDetection's keep-ratio resize padded bottom-right, false a plain
   resize; ``size`` is [width, height] (MMDetection's ``scale``), the input size of dynamic models.
 - ``Normalize``: ``mean``, ``std`` (in the channel order after ``to_rgb``) and ``to_rgb``.
-- ``Pad``: ``size_divisor`` (the stride of dynamic inputs); padded before ``Normalize`` with ``pad_val``
-  grey, after it with zeros (MMDetection's data preprocessor).
+- ``Pad``: ``size_divisor`` (the stride of dynamic inputs) or ``size`` ([width, height], the input size);
+  padded before ``Normalize`` with ``pad_val`` grey (RTMDet's pipeline), after it with zeros
+  (MMDetection's data preprocessor, which MMDeploy writes as ``Normalize`` then ``Pad``).
 - The postprocess task (``module`` "mmdet"): ``component`` (``ResizeInstanceMask`` for instance
   segmentation) and ``params``: ``score_thr``, ``mask_thr_binary``, ``max_per_img`` (top level, or under
   ``rcnn`` for two-stage models, whose presence marks Mask R-CNN's box-relative masks, as the SDK reads it).
@@ -127,8 +128,11 @@ def mmdeploy_info(sidecars: Mapping[str, Any], where: str) -> MMDeployInfo | Non
             rgb, normalized = bool(x.get("to_rgb", False)), True
         elif kind in ("Pad", "mmdet.Pad"):
             divisor = x.get("size_divisor")
-            if isinstance(divisor, int) and not isinstance(divisor, bool) and 1 <= divisor <= MAX_STRIDE:
-                stride = divisor
+            if isinstance(divisor, int) and not isinstance(divisor, bool) and 1 < divisor <= MAX_STRIDE:
+                stride = max(stride or 1, divisor)  # MMDeploy adds a second Pad (divisor 1) after Normalize
+            padded = x.get("size")
+            if isinstance(padded, (list, tuple)) and (wh := size_pair(list(padded))) is not None:
+                imgsz = (wh[1], wh[0])  # padded to a fixed [width, height]: the input size
             if not normalized:  # padded in pixels, before normalization
                 val = x.get("pad_val", 0)
                 if isinstance(val, Mapping):
