@@ -372,3 +372,13 @@ def test_torchvision_pasted_masks_are_cropped(tmp_path: Path) -> None:
     r = m(np.zeros((64, 64, 3), np.uint8))  # the input size: no resize
     assert r.masks.areas().tolist() == [20 * 28, 0]
     np.testing.assert_array_equal(r.masks.dense()[0], masks[0, 0] > 0.5)
+
+
+def test_unnamed_outputs_are_read_by_their_shapes(tmp_path: Path) -> None:
+    masks = np.zeros((1, 3, 28, 28), np.float32)
+    outputs = {"out0": _dets(3), "out1": np.array([[0, 1, 2]], np.int64), "out2": masks}
+    m = edgeseg.load(_constant_model(tmp_path / "m.onnx", outputs), names=NAMES)
+    assert m.spec.head == "dets_mmdeploy_roi"
+    bad = {"out0": _dets(3), "out1": np.array([[0, 1, 2]], np.int64), "out2": np.zeros((1, 2, 28, 28), np.float32)}
+    with pytest.raises(ModelError, match="different numbers of detections"):
+        edgeseg.load(_constant_model(tmp_path / "bad.onnx", bad), names=NAMES)

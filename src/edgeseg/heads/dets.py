@@ -246,7 +246,10 @@ class DetsFamily:
         elif boxes is not None and scores is not None and len(outs[boxes].shape) == 2:
             exporter, roles = "torchvision", {"boxes": boxes, "scores": scores}
         else:
-            return _roles_by_shape(outs)
+            found = _roles_by_shape(outs)
+            if found is not None:
+                DetsFamily._check_shapes(ctx, *found)
+            return found
         needed = {"labels": labels, "masks": masks}
         missing = [k for k, v in needed.items() if v is None]
         if missing:
