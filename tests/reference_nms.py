@@ -64,7 +64,9 @@ def fast_nms(
     classes = np.broadcast_to(np.arange(num_classes)[:, None], idx.shape)[keep]
     kept_idx = idx[keep]  # class-major, then rank
     kept_scores = sorted_scores[keep]
-    order = _sort_desc(kept_scores)[:max_num_detections]
+    order = _sort_desc(kept_scores)
+    if max_num_detections >= 0:  # (-1: no cap, for comparisons; YOLACT always caps)
+        order = order[:max_num_detections]
     return kept_idx[order], classes[order], kept_scores[order]
 
 
@@ -180,7 +182,7 @@ def box_matrix_nms(
 
 def dense_mask_iou(masks: np.ndarray) -> np.ndarray:
     """(N, N) float32 IoU of dense (N, H, W) masks; 0 where the union is empty."""
-    flat = masks.reshape(len(masks), -1).astype(np.float32)
+    flat = masks.reshape(len(masks), int(np.prod(masks.shape[1:]))).astype(np.float32)
     inter = flat @ flat.T
     area = flat.sum(1)
     union = area[None, :] + area[:, None] - inter
@@ -206,3 +208,33 @@ def mask_nms(
         if max_num > 0 and len(kept) == max_num:
             break
     return np.array(kept, np.int64)
+
+
+def fast_nms_by_label(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    iou_threshold: float = 0.5,
+    top_k: int = 200,
+    max_num_detections: int = 100,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``fast_nms`` for candidates with one score and label each (YOLO's): each label's candidates are that
+    label's row of YOLACT's matrix, without the other labels' boxes at score 0. Labels in ascending order, so
+    the flattened kept entries are class-major as in YOLACT."""
+    scores = np.asarray(scores, np.float32)
+    labels = np.asarray(labels)
+    kept_idx, kept_cls, kept_scores = [], [], []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k, _, s = fast_nms(boxes[members], scores[members][None, :], iou_threshold, top_k, len(members))
+        # fast_nms's final sort is stable on an already sorted row: the rank order survives.
+        kept_idx.append(members[k])
+        kept_cls.append(np.full(len(k), c))
+        kept_scores.append(s)
+    if not kept_idx:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    idx, cls, sc = np.concatenate(kept_idx), np.concatenate(kept_cls), np.concatenate(kept_scores)
+    order = _sort_desc(sc)
+    if max_num_detections >= 0:
+        order = order[:max_num_detections]
+    return idx[order], cls[order], sc[order]
