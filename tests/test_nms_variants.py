@@ -4,7 +4,9 @@ coco-val-mini images and on generated edge cases (ties, empty, single, identical
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ import reference_nms as ref
 from edgeseg import _core
 from edgeseg.masks import InstanceMasks
 
-from conftest import IMAGES, MODELS, require_shared
+from conftest import ANNOTATIONS, IMAGES, MODELS, require_shared
 
 
 def crops(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -376,3 +378,92 @@ def test_single_and_identical() -> None:
     assert _core.fast_nms(same, s).keep.tolist() == [0]  # ties: lower index first
     r = _core.matrix_nms(same, s, kernel="linear")  # duplicates decay to 0, not NaN
     assert r.keep.tolist() == [0, 1, 2] and r.scores.tolist() == [0.5, 0.0, 0.0]
+
+
+# ---- the choice in the SDK: YOLO head, evaluate, CLI ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def yolo() -> object:
+    require_shared()
+    import edgeseg
+
+    return edgeseg.load(MODELS / "yolov8n-seg.onnx")
+
+
+def box_set(boxes: np.ndarray) -> set[tuple[float, ...]]:
+    return {tuple(b) for b in np.round(boxes, 3).tolist()}
+
+
+def test_yolo_head_honours_nms(yolo) -> None:
+    images = sorted(IMAGES.glob("*.jpg"))[:3]
+    differs = False
+    for path in images:
+        default = yolo(path, conf=0.25)
+        box = yolo(path, conf=0.25, nms="box")
+        for a, b in ((default.boxes, box.boxes), (default.scores, box.scores), (default.masks.data, box.masks.data)):
+            np.testing.assert_array_equal(a, b)  # "box" is the default, bit for bit
+        fast = yolo(path, conf=0.25, nms="fast")
+        # Fast NMS keeps a candidate only when no higher-scored one (kept or not) overlaps it: a subset of what
+        # greedy NMS keeps (no max_det cut at conf 0.25).
+        assert box_set(fast.boxes) <= box_set(box.boxes)
+        matrix = yolo(path, conf=0.25, nms="matrix")
+        assert np.all(matrix.scores >= 0.25) and np.all(np.diff(matrix.scores) <= 0)
+        for kind in ("fast", "matrix", "mask"):
+            r = yolo(path, conf=0.001, nms=kind)
+            assert len(r.boxes) == len(r.scores) == len(r.class_ids) == len(r.masks) <= 300
+            assert len(r.masks.rle()) == len(r)
+            differs |= box_set(r.boxes) != box_set(yolo(path, conf=0.001).boxes)
+    assert differs
+    with pytest.raises(ValueError, match="nms must be one of"):
+        yolo(images[0], nms="soft")
+
+
+def test_evaluate_and_cli_take_nms(yolo, tmp_path: Path) -> None:
+    from edgeseg.cli import build_parser
+    from edgeseg.evaluate import evaluate
+
+    data = json.loads(ANNOTATIONS.read_text())
+    ids = {e["id"] for e in data["images"][:2]}
+    data["images"] = data["images"][:2]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in ids]
+    subset = tmp_path / "two.json"
+    subset.write_text(json.dumps(data))
+    report = evaluate(yolo, IMAGES, subset, nms="mask", progress=False)
+    assert report.nms == "mask" and report.images == 2 and report.mask_map50_95 > 0
+    assert evaluate(yolo, IMAGES, subset, progress=False).nms == "box"  # the family's default
+    with pytest.raises(ValueError, match="nms"):
+        evaluate(yolo, IMAGES, subset, nms="greedy", progress=False)
+    parser = build_parser()
+    args = parser.parse_args(["eval", "m.onnx", "--images", "i", "--annotations", "a.json", "--nms", "matrix"])
+    assert args.nms == "matrix"
+    assert parser.parse_args(["predict", "i.jpg", "--nms", "fast"]).nms == "fast"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "m.onnx", "--images", "i", "--annotations", "a.json", "--nms", "soft"])
+
+
+def test_suppress_dispatch() -> None:
+    from edgeseg.heads.base import PostprocessOptions
+    from edgeseg.heads.suppress import suppress
+
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7], np.float32)
+    classes = np.zeros(3, np.int32)
+    masks = np.zeros((3, 32, 32), bool)
+    masks[0, :10, :10] = masks[2, 20:30, 20:30] = True
+    masks[1, 10:20, 10:20] = True  # box 1 overlaps box 0, its mask does not
+    crops_ = crops(masks)
+    opts = {k: PostprocessOptions(conf=0.1, iou=0.5, nms=k) for k in ("box", "fast", "matrix", "mask")}
+    assert suppress(boxes, scores, classes, opts["box"]).keep.tolist() == [0, 2]
+    assert suppress(boxes, scores, classes, opts["fast"]).keep.tolist() == [0, 2]
+    assert suppress(boxes, scores, classes, opts["mask"], lambda: crops_).keep.tolist() == [0, 1, 2]
+    by_box = suppress(boxes, scores, classes, opts["matrix"])
+    by_mask = suppress(boxes, scores, classes, opts["matrix"], crops_)
+    assert by_box.keep.tolist() == [0, 2, 1] and by_box.scores[2] < 0.8 * 0.5  # boxes overlap: decayed
+    np.testing.assert_array_equal(by_mask.scores, scores)  # masks apart: no decay
+    with pytest.raises(ValueError, match="needs the candidates' masks"):
+        suppress(boxes, scores, classes, opts["mask"])
+    with pytest.raises(ValueError, match="one score per candidate"):
+        suppress(boxes, np.zeros((3, 2), np.float32), None, opts["box"])
+    with pytest.raises(ValueError, match="nms must be one of"):
+        suppress(boxes, scores, classes, PostprocessOptions(nms="soft"))
