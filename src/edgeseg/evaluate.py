@@ -159,7 +159,6 @@ def evaluate(
         FileNotFoundError: the annotations file, or images it lists, are missing.
         ImageError: no image could be read, or with ``strict``, one could not.
     """
-    nms = model.options(conf=conf, iou=iou, max_det=max_det, nms=nms).nms  # checked before any work
     coco_cls, eval_cls, backend = _coco_api(evaluator)
     images, annotations = Path(images), Path(annotations)
     if not annotations.is_file():
@@ -176,6 +175,7 @@ def evaluate(
         listed = ", ".join(missing[:10])
         raise FileNotFoundError(f"{len(missing)} annotated image(s) missing in {images}: {listed}{more}")
     cats = category_map(model.names, dataset["categories"])
+    nms = model.options(conf=conf, iou=iou, max_det=max_det, nms=nms).nms  # checked before any inference
 
     from tqdm import tqdm
 
