@@ -149,7 +149,11 @@ class YoloHead(_YoloSegBase):
 
 
 class YoloE2EHead(_YoloSegBase):
-    """End-to-end export: rows of x1, y1, x2, y2, score, class, mask coefficients, already NMS-ed."""
+    """End-to-end export: rows of x1, y1, x2, y2, score, class, mask coefficients, already NMS-ed.
+
+    ``options.nms`` does not apply: the graph suppressed its candidates (box NMS) when it was exported, and the
+    suppressed ones are not in its outputs.
+    """
 
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
         rows = outputs[self.layout.detections_output][index]
