@@ -13,15 +13,21 @@ from typing import Any, Callable
 import numpy as np
 
 
-def median_ms(fn: Callable[[], object], repeats: int, warmup: bool = False) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls, in milliseconds (after one untimed call if ``warmup``)."""
+def median_ms(
+    fn: Callable[[], object], repeats: int, warmup: bool = False, clock: Callable[[], float] = time.perf_counter
+) -> float:
+    """Median time of ``fn()`` over ``repeats`` calls, in milliseconds (after one untimed call if ``warmup``).
+
+    ``clock``: wall time by default; ``time.thread_time`` (this thread's CPU time) or ``time.process_time``
+    measure the work itself on a shared, loaded machine, where preemption inflates wall times at random.
+    """
     if warmup:
         fn()
     times = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return statistics.median(times) * 1e3
 
 
