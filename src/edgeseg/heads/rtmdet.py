@@ -241,8 +241,8 @@ def _roles_by_shape(
     ctx: LoadContext, levels: int, dyc: int, ndc: int
 ) -> tuple[list[int], list[int], list[int], int]:
     """Roles from shapes: outputs grouped by size (the finest group also holds the mask feature); in each
-    group the 4-channel output is the boxes, and of the other two the kernels are the one whose channels fit
-    the mask feature's network (output order, as mmdet's forward returns them, where both fit)."""
+    group the kernels are the output whose channels fit the mask feature's network, the boxes the 4-channel
+    one; where channels cannot tell, output order decides (as mmdet's forward returns them)."""
     outs = ctx.outputs
     groups: dict[tuple[int, int], list[int]] = {}
     for i, o in enumerate(outs):
@@ -270,17 +270,18 @@ def _roles_by_shape(
     box_i: list[int] = []
     ker_i: list[int] = []
     for s in sizes:
-        members = [i for i in groups[s] if i != mask_i]
-        boxes = [i for i in members if outs[i].shape[1] == 4]
-        rest = [i for i in members if i not in boxes[:1]]
-        if not boxes:
+        members = sorted(i for i in groups[s] if i != mask_i)
+        # mmdet's forward returns class logits, boxes, kernels: output order settles what channels cannot.
+        fits = [i for i in members if outs[i].shape[1] == expected]
+        k = fits[0] if len(fits) == 1 else members[-1]  # none fits: reported after, with the expected count
+        a, b = (i for i in members if i != k)
+        if outs[b].shape[1] == 4:
+            box, cls = b, a
+        elif outs[a].shape[1] == 4:
+            box, cls = a, b
+        else:
             raise ctx.unsupported(f"no 4-channel box output among {[outs[i].name for i in members]}")
-        a, b = rest
-        fits = [i for i in (a, b) if outs[i].shape[1] == expected]
-        if len(fits) == 2 or len(fits) == 0:
-            fits = [b]  # both or neither fit: output order (class logits first); checked again after
-        k = fits[0]
-        box_i.append(boxes[0])
+        cls_i.append(cls)
+        box_i.append(box)
         ker_i.append(k)
-        cls_i.append(a if k == b else b)
     return cls_i, box_i, ker_i, mask_i
