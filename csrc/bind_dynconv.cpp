@@ -28,16 +28,18 @@ py::list to_list(const py::object& obj, const char* name) {
 
 py::object decode_rtmdet(const py::object& cls_obj, const py::object& box_obj,
                          const py::object& param_obj, const py::object& strides_obj,
-                         const py::object& conf, const py::object& iou,
-                         const py::object& max_det, const py::object& nms_pre,
-                         const py::object& agnostic, const py::object& class_allowed,
-                         const py::object& input_hw_obj, const py::object& offset) {
+                         const py::object& conf, const py::object& iou, const py::object& max_det,
+                         const py::object& nms_pre, const py::object& agnostic,
+                         const py::object& class_allowed, const py::object& input_hw_obj,
+                         const py::object& offset) {
   const py::list cls = to_list(cls_obj, "cls_scores"), box = to_list(box_obj, "bbox_preds"),
-                 par = to_list(param_obj, "kernel_preds"), strides = to_list(strides_obj, "strides");
+                 par = to_list(param_obj, "kernel_preds"),
+                 strides = to_list(strides_obj, "strides");
   const size_t nl = cls.size();
   if (nl == 0 || box.size() != nl || par.size() != nl || strides.size() != nl)
-    throw InvalidArgument("cls_scores, bbox_preds, kernel_preds and strides need one entry per "
-                          "level (at least one)");
+    throw InvalidArgument(
+        "cls_scores, bbox_preds, kernel_preds and strides need one entry per "
+        "level (at least one)");
   const auto input_hw = to_hw(input_hw_obj, "input_hw");
   edgeseg::PointDecodeOptions opt;
   const auto base = decode_options(conf, max_det, class_allowed, py::make_tuple(1.f, 1.f));
@@ -59,8 +61,7 @@ py::object decode_rtmdet(const py::object& cls_obj, const py::object& box_obj,
     py::array b = contiguous<float>(box[l], 3, ("bbox_preds" + at).c_str());
     py::array p = contiguous<float>(par[l], 3, ("kernel_preds" + at).c_str());
     const int64_t h = c.shape(1), w = c.shape(2);
-    if (b.shape(0) != 4 || b.shape(1) != h || b.shape(2) != w || p.shape(1) != h ||
-        p.shape(2) != w)
+    if (b.shape(0) != 4 || b.shape(1) != h || b.shape(2) != w || p.shape(1) != h || p.shape(2) != w)
       throw InvalidArgument("level " + std::to_string(l) +
                             ": bbox_preds must be (4, h, w) and kernel_preds (P, h, w) with the "
                             "h x w of cls_scores (" +
@@ -116,9 +117,9 @@ py::object dynamic_masks(const py::object& feat_obj, const py::object& params_ob
   check_boxes(boxes);
   const int64_t n = boxes.shape(0);
   if (params.shape(0) != n || params.shape(1) != np)
-    throw InvalidArgument("params must have shape (N, " + std::to_string(np) + ") for N boxes and " +
-                          std::to_string(feat.shape(0)) + " feature channels, got " +
-                          std::string(py::str(params.attr("shape"))));
+    throw InvalidArgument("params must have shape (N, " + std::to_string(np) +
+                          ") for N boxes and " + std::to_string(feat.shape(0)) +
+                          " feature channels, got " + std::string(py::str(params.attr("shape"))));
   if (priors.shape(0) != n || priors.shape(1) != 3)
     throw InvalidArgument("priors must have shape (N, 3) for N boxes, got " +
                           std::string(py::str(priors.attr("shape"))));
@@ -150,9 +151,9 @@ int64_t dynconv_num_params(const py::object& feat_channels, const py::object& dy
 
 void bind_dynamic_masks(py::module_& m) {
   auto namedtuple = py::module_::import("collections").attr("namedtuple");
-  py::object type =
-      namedtuple("PointDetections", py::make_tuple("boxes", "scores", "class_ids", "params", "priors"),
-                 py::arg("module") = "edgeseg._core");
+  py::object type = namedtuple("PointDetections",
+                               py::make_tuple("boxes", "scores", "class_ids", "params", "priors"),
+                               py::arg("module") = "edgeseg._core");
   type.attr("__doc__") =
       "Point-prior detections in model-input pixels by descending score: boxes (N, 4) x1 y1 x2 y2, "
       "scores (N,), class_ids (N,), params (N, P) mask-network parameters, priors (N, 3) x, y, "
@@ -163,11 +164,11 @@ void bind_dynamic_masks(py::module_& m) {
         py::arg("kernel_preds"), py::arg("strides"), py::arg("conf"), py::arg("iou"),
         py::arg("max_det"), py::arg("nms_pre"), py::arg("agnostic"), py::arg("class_allowed"),
         py::arg("input_hw"), py::arg("offset") = 0.f);
-  m.def("dynamic_masks", &dynamic_masks, py::arg("mask_feat"), py::arg("params"),
-        py::arg("priors"), py::arg("boxes"), py::arg("letterbox"), py::arg("feat_stride") = 8,
-        py::arg("dyconv_channels") = 8, py::arg("num_dyconvs") = 3,
-        py::arg("coord_offset") = 0.f, py::arg("coord_scale") = 8.f,
-        py::arg("mask_threshold") = 0.5f, py::arg("soft") = false, py::arg("drop_empty") = true);
+  m.def("dynamic_masks", &dynamic_masks, py::arg("mask_feat"), py::arg("params"), py::arg("priors"),
+        py::arg("boxes"), py::arg("letterbox"), py::arg("feat_stride") = 8,
+        py::arg("dyconv_channels") = 8, py::arg("num_dyconvs") = 3, py::arg("coord_offset") = 0.f,
+        py::arg("coord_scale") = 8.f, py::arg("mask_threshold") = 0.5f, py::arg("soft") = false,
+        py::arg("drop_empty") = true);
   m.def("dynconv_num_params", &dynconv_num_params, py::arg("feat_channels"),
         py::arg("dyconv_channels") = 8, py::arg("num_dyconvs") = 3);
 }

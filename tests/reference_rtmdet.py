@@ -65,7 +65,9 @@ def filter_scores_and_topk(scores: np.ndarray, thr: float, topk: int) -> tuple[n
 
 def grid_priors(h: int, w: int, stride: int) -> np.ndarray:
     """MlvlPointGenerator.single_level_grid_priors(with_stride=True), offset 0: (x, y, stride, stride) row-major."""
-    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32) * stride, np.arange(w, dtype=np.float32) * stride, indexing="ij")
+    ys, xs = np.meshgrid(
+        np.arange(h, dtype=np.float32) * stride, np.arange(w, dtype=np.float32) * stride, indexing="ij"
+    )
     st = np.full(h * w, stride, np.float32)
     return np.stack([xs.ravel(), ys.ravel(), st, st], 1)
 
@@ -116,7 +118,9 @@ def interpolate(x: np.ndarray, size: tuple[int, int], scale: tuple[float, float]
     return resize_axis(resize_axis(x, x.ndim - 1, size[1], sw), x.ndim - 2, size[0], sh)
 
 
-def mask_logits(mask_feat: np.ndarray, kernels: np.ndarray, priors: np.ndarray, stride0: int, cfg: Config) -> np.ndarray:
+def mask_logits(
+    mask_feat: np.ndarray, kernels: np.ndarray, priors: np.ndarray, stride0: int, cfg: Config
+) -> np.ndarray:
     """_mask_predict_by_feat_single: (K, h, w) logits of the dynamic convs at mask-feature resolution."""
     k = len(kernels)
     c, h, w = mask_feat.shape
@@ -144,7 +148,7 @@ def mask_logits(mask_feat: np.ndarray, kernels: np.ndarray, priors: np.ndarray, 
 def predict(outputs: list[np.ndarray], strides: tuple[int, ...], meta: dict, cfg: Config = Config()) -> dict:
     """One image: ``outputs`` are cls_scores, bbox_preds, kernel_preds (each a list by level, (C, h, w)) then
     the mask feature; returns boxes (original-image pixels, unclipped as mmdet returns them), scores, labels,
-    masks (K, ori_h, ori_w) bool."""
+    masks (K, ori_h, ori_w) bool, and the survivors' kernels and priors."""
     nl = len(strides)
     cls, box, ker, feat = outputs[:nl], outputs[nl : 2 * nl], outputs[2 * nl : 3 * nl], outputs[3 * nl]
     all_b, all_p, all_s, all_l, all_k = [], [], [], [], []
@@ -178,7 +182,15 @@ def predict(outputs: list[np.ndarray], strides: tuple[int, ...], meta: dict, cfg
     bboxes, priors, scores, labels, kernels = bboxes[valid], priors[valid], scores[valid], labels[valid], kernels[valid]
     oh, ow = meta["ori_shape"]
     if len(bboxes) == 0:
-        return {"boxes": bboxes, "scores": scores, "labels": labels, "masks": np.zeros((0, oh, ow), bool)}
+        empty = np.zeros((0, oh, ow), bool)
+        return {
+            "boxes": bboxes,
+            "scores": scores,
+            "labels": labels,
+            "masks": empty,
+            "kernels": kernels,
+            "priors": priors,
+        }
     keep = batched_nms(bboxes, scores, labels, cfg.iou)[: cfg.max_per_img]
     bboxes, priors, scores, labels, kernels = bboxes[keep], priors[keep], scores[keep], labels[keep], kernels[keep]
     logits = mask_logits(feat, kernels, priors, strides[0], cfg)
@@ -193,4 +205,4 @@ def predict(outputs: list[np.ndarray], strides: tuple[int, ...], meta: dict, cfg
         full = np.zeros((len(masks), oh, ow), bool)
         full[:, : masks.shape[1], : masks.shape[2]] = masks
         masks = full
-    return {"boxes": bboxes, "scores": scores, "labels": labels, "masks": masks}
+    return {"boxes": bboxes, "scores": scores, "labels": labels, "masks": masks, "kernels": kernels, "priors": priors}

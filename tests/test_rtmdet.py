@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE / "fixtures"))
 sys.path.insert(0, str(HERE))
 
 import make_rtmdet  # noqa: E402
+
 import reference_rtmdet as ref  # noqa: E402
 
 torch = pytest.importorskip("torch")
@@ -56,7 +57,9 @@ def _agree(model: edgeseg.Model, paths: list[Path], conf: float, max_det: int = 
         outputs = model.infer(tensor)
         ours = model.postprocess(outputs, lbs, model.options(conf=conf, max_det=max_det))[0]
         meta = ref.img_meta(image.shape[0], image.shape[1], model.spec.imgsz)
-        theirs = ref.predict([o[0] for o in outputs], (8, 16, 32), meta, ref.Config(score_thr=conf, max_per_img=max_det))
+        theirs = ref.predict(
+            [o[0] for o in outputs], (8, 16, 32), meta, ref.Config(score_thr=conf, max_per_img=max_det)
+        )
         assert len(ours.boxes) == len(theirs["boxes"]), path.name
         total += len(ours.boxes)
         if not len(ours.boxes):
@@ -134,8 +137,11 @@ def test_shape_detection_without_names(tmp_path: Path) -> None:
 
 def test_kernel_count_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     path = make_rtmdet.export(tmp_path / "k168.onnx", model=make_rtmdet.RawRtmdetIns(kernel_channels=168))
-    with pytest.raises(ModelError, match=r"kernel outputs kernel_pred_8, kernel_pred_16, kernel_pred_32 have 168 "
-                       r"channels; .* 8-channel mask feature mask_feat .* needs 169"):
+    with pytest.raises(
+        ModelError,
+        match=r"kernel outputs kernel_pred_8, kernel_pred_16, kernel_pred_32 have 168 "
+        r"channels; .* 8-channel mask feature mask_feat .* needs 169",
+    ):
         edgeseg.load(str(path))
     # The load options describe other mask networks; the count they imply is what the error names.
     with pytest.raises(ModelError, match=r"\(\+2 relative coordinates, 2 layers 8 wide\) needs 97"):
@@ -149,7 +155,7 @@ class _Stub(torch.nn.Module):
         super().__init__()
         self.shapes = shapes
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x):
         f = torch.nn.functional
         return tuple(f.avg_pool2d(x, s).mean(1, keepdim=True).repeat(1, c, 1, 1) for c, s in self.shapes)
 
@@ -164,13 +170,13 @@ GOOD = [(4, 8), (4, 16), (4, 32), (4, 8), (4, 16), (4, 32), (169, 8), (169, 16),
 
 def test_almost_right_layouts(tmp_path: Path) -> None:
     assert edgeseg.load(_stub(tmp_path, GOOD)).spec.head == "rtmdet_ins"
-    bad_mask = GOOD[:9] + [(8, 16)]
+    bad_mask = [*GOOD[:9], (8, 16)]
     with pytest.raises(ModelError, match=r"mask feature mask_feat is 20x20; expected the finest level's 40x40"):
         edgeseg.load(_stub(tmp_path, bad_mask))
-    bad_box = GOOD[:3] + [(5, 8), (5, 16), (5, 32)] + GOOD[6:]
+    bad_box = [*GOOD[:3], (5, 8), (5, 16), (5, 32), *GOOD[6:]]
     with pytest.raises(ModelError, match=r"box output bbox_pred_8 has 5 channels, expected 4"):
         edgeseg.load(_stub(tmp_path, bad_box))
-    mask12 = GOOD[:9] + [(12, 8)]
+    mask12 = [*GOOD[:9], (12, 8)]
     with pytest.raises(ModelError, match=r"have 169 channels; .* 12-channel mask feature mask_feat .* needs 201"):
         edgeseg.load(_stub(tmp_path, mask12))
     # Without names the shapes still tell the roles, and the same mismatch is reported.
@@ -201,14 +207,27 @@ def test_core_validates_dynamic_masks(model: edgeseg.Model) -> None:
     with pytest.raises(ValueError, match=r"params must have shape \(N, 169\)"):
         _core.dynamic_masks(feat, np.zeros((1, 168), np.float32), priors, boxes, lb)
     with pytest.raises(ValueError, match="keep_ratio letterbox"):
-        _core.dynamic_masks(feat, np.zeros((1, 169), np.float32), priors, boxes, _core.make_letterbox(100, 200, 320, 320))
+        _core.dynamic_masks(
+            feat, np.zeros((1, 169), np.float32), priors, boxes, _core.make_letterbox(100, 200, 320, 320)
+        )
     with pytest.raises(ValueError, match="does not cover the model input"):
         _core.dynamic_masks(feat[:, :20], np.zeros((1, 169), np.float32), priors, boxes, lb)
     with pytest.raises(ValueError, match="parameters contain NaN"):
         _core.dynamic_masks(feat, np.full((1, 169), np.nan, np.float32), priors, boxes, lb)
     with pytest.raises(ValueError, match="nms_pre must be >= 1"):
-        _core.decode_rtmdet([np.zeros((4, 40, 40), np.float32)], [np.zeros((4, 40, 40), np.float32)],
-                            [np.zeros((169, 40, 40), np.float32)], [8], 0.3, 0.65, 100, 0, False, None, (320, 320))
+        _core.decode_rtmdet(
+            [np.zeros((4, 40, 40), np.float32)],
+            [np.zeros((4, 40, 40), np.float32)],
+            [np.zeros((169, 40, 40), np.float32)],
+            [8],
+            0.3,
+            0.65,
+            100,
+            0,
+            False,
+            None,
+            (320, 320),
+        )
 
 
 def test_dynamic_mask_is_the_network(model: edgeseg.Model) -> None:

@@ -30,8 +30,7 @@ void check_net(const DynConvNet& net) {
     throw InvalidArgument("dynamic mask network needs 1.." + std::to_string(kMaxNetChannels) +
                           " feature and hidden channels and 1.." + std::to_string(kMaxNetLayers) +
                           " layers, got " + std::to_string(net.feat_channels) + ", " +
-                          std::to_string(net.channels) + " and " +
-                          std::to_string(net.num_layers));
+                          std::to_string(net.channels) + " and " + std::to_string(net.num_layers));
 }
 
 // Input and output width of layer l.

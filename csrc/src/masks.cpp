@@ -348,9 +348,9 @@ EDGESEG_CLONES int64_t rasterize(const float* lg, const Window& win, const AxisP
 // pixels are clear, with no arithmetic: per 64-column chunk of each tap row the minimum and
 // maximum are kept, and only chunks straddling the mask's edge are blended. The result is the
 // same as blending everywhere (a sum of same-signed terms cannot change sign in float).
-int64_t render_mask(int64_t i, const detail::WindowLogits& logits, int64_t proto_h,
-                    int64_t proto_w, const AxisPlan& px, const AxisPlan& py, int64_t x0,
-                    int64_t x1, int64_t y0, int64_t y1, uint8_t* bits, float* probs, Scratch& s) {
+int64_t render_mask(int64_t i, const detail::WindowLogits& logits, int64_t proto_h, int64_t proto_w,
+                    const AxisPlan& px, const AxisPlan& py, int64_t x0, int64_t x1, int64_t y0,
+                    int64_t y1, uint8_t* bits, float* probs, Scratch& s) {
   int64_t lx0, lx1, ly0, ly1;
   proto_window(px, x0, x1, &lx0, &lx1);
   proto_window(py, y0, y1, &ly0, &ly1);
@@ -453,8 +453,8 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
 
 namespace detail {
 
-Masks render_masks(const ResampleAxis& ax, const ResampleAxis& ay, int64_t proto_h,
-                   int64_t proto_w, const float* boxes, int64_t n, int64_t src_h, int64_t src_w,
+Masks render_masks(const ResampleAxis& ax, const ResampleAxis& ay, int64_t proto_h, int64_t proto_w,
+                   const float* boxes, int64_t n, int64_t src_h, int64_t src_w,
                    const MaskOptions& opt, const WindowLogits& logits) {
   if (n < 0 || n > std::numeric_limits<int64_t>::max() / 4)
     throw InvalidArgument("number of detections must be >= 0");

@@ -25,8 +25,8 @@ using WindowLogits = std::function<void(int64_t i, int64_t x0, int64_t x1, int64
 
 // Masks of n instances, each cropped to its box (source pixels) and thresholded at logit 0,
 // computed only inside the box. Validates boxes; sizes are the caller's to check.
-Masks render_masks(const ResampleAxis& ax, const ResampleAxis& ay, int64_t proto_h,
-                   int64_t proto_w, const float* boxes, int64_t n, int64_t src_h, int64_t src_w,
+Masks render_masks(const ResampleAxis& ax, const ResampleAxis& ay, int64_t proto_h, int64_t proto_w,
+                   const float* boxes, int64_t n, int64_t src_h, int64_t src_w,
                    const MaskOptions& opt, const WindowLogits& logits);
 
 }  // namespace detail

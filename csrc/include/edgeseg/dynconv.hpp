@@ -30,18 +30,19 @@ struct PointLevel {
   const float* box = nullptr;     // 4 planes: distances left, top, right, bottom (input pixels)
   const float* params = nullptr;  // num_params planes of instance parameters
   int64_t h = 0, w = 0;
-  int64_t stride = 0;  // the level's prior at (i, j) is ((j + offset) * stride, (i + offset) * stride)
+  int64_t stride =
+      0;  // the level's prior at (i, j) is ((j + offset) * stride, (i + offset) * stride)
 };
 
 struct PointDecodeOptions {
-  float conf = 0.3f;         // keep (location, class) pairs whose sigmoid score is above this
-  float iou = 0.65f;         // class-aware (or agnostic) NMS: IoU strictly above suppresses
-  int64_t max_det = 300;     // detections kept after NMS
-  int64_t nms_pre = 30000;   // per level: candidates kept by score before NMS (mmdet's nms_pre)
-  bool agnostic = false;     // NMS across classes
+  float conf = 0.3f;        // keep (location, class) pairs whose sigmoid score is above this
+  float iou = 0.65f;        // class-aware (or agnostic) NMS: IoU strictly above suppresses
+  int64_t max_det = 300;    // detections kept after NMS
+  int64_t nms_pre = 30000;  // per level: candidates kept by score before NMS (mmdet's nms_pre)
+  bool agnostic = false;    // NMS across classes
   std::vector<uint8_t> class_allowed;  // empty: every class; else one flag per class
-  float offset = 0.f;        // prior offset in strides (MlvlPointGenerator: 0 for RTMDet)
-  float clip_w = 0.f, clip_h = 0.f;  // boxes clamped to [0, clip] (the model input), > 0
+  float offset = 0.f;                  // prior offset in strides (MlvlPointGenerator: 0 for RTMDet)
+  float clip_w = 0.f, clip_h = 0.f;    // boxes clamped to [0, clip] (the model input), > 0
 };
 
 // Detections in model-input pixels by descending score, with what their masks need.
@@ -63,9 +64,9 @@ PointDetections decode_points(const std::vector<PointLevel>& levels, int64_t num
 
 struct DynMaskOptions {
   DynConvNet net;
-  int64_t feat_stride = 8;    // the mask feature's stride in input pixels
-  float coord_offset = 0.f;   // mask-feature location (i, j) is at ((j + offset) * stride, ...)
-  float coord_scale = 8.f;    // relative coordinates are divided by the prior's stride times this
+  int64_t feat_stride = 8;      // the mask feature's stride in input pixels
+  float coord_offset = 0.f;     // mask-feature location (i, j) is at ((j + offset) * stride, ...)
+  float coord_scale = 8.f;      // relative coordinates are divided by the prior's stride times this
   float mask_threshold = 0.5f;  // probability above which a pixel is in the mask
   bool soft = false;            // also return probabilities inside each box (threshold 0.5 only)
   bool drop_empty = true;       // drop instances whose mask has no pixel

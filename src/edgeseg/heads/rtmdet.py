@@ -37,7 +37,12 @@ RTMDET_PREPROCESS = Preprocess(
 RTMDET_DEFAULTS = Defaults(conf=0.3, iou=0.65, max_det=300, nms="box", mask_threshold=0.5)
 
 # Output name keywords by role, most specific first ("cls_score" holds "score", "mask_feat" "mask").
-_ROLE_WORDS = (("kernel", ("kernel", "param")), ("mask", ("mask", "proto")), ("box", ("bbox", "box", "reg")), ("cls", ("cls", "score", "logit")))
+_ROLE_WORDS = (
+    ("kernel", ("kernel", "param")),
+    ("mask", ("mask", "proto")),
+    ("box", ("bbox", "box", "reg")),
+    ("cls", ("cls", "score", "logit")),
+)
 
 
 @dataclass(frozen=True)
@@ -154,9 +159,11 @@ class RtmdetFamily:
         in_h, in_w = ctx.input_hw
         strides = []
         for c, b, k in zip(cls_i, box_i, ker_i):
-            _, nc_c, h, w = outs[c].shape
+            _, _nc_c, h, w = outs[c].shape
             if outs[b].shape[1] != 4:
-                raise ctx.unsupported(f"box output {outs[b].name} has {outs[b].shape[1]} channels, expected 4 (l, t, r, b)")
+                raise ctx.unsupported(
+                    f"box output {outs[b].name} has {outs[b].shape[1]} channels, expected 4 (l, t, r, b)"
+                )
             if outs[b].shape[2:] != (h, w) or outs[k].shape[2:] != (h, w):
                 raise ctx.unsupported(
                     f"outputs {outs[c].name}, {outs[b].name}, {outs[k].name} of one level differ in size"
@@ -237,9 +244,7 @@ def _roles_by_name(ctx: LoadContext, levels: int) -> tuple[list[int], list[int],
     return found["cls"], found["box"], found["kernel"], found["mask"][0]
 
 
-def _roles_by_shape(
-    ctx: LoadContext, levels: int, dyc: int, ndc: int
-) -> tuple[list[int], list[int], list[int], int]:
+def _roles_by_shape(ctx: LoadContext, levels: int, dyc: int, ndc: int) -> tuple[list[int], list[int], list[int], int]:
     """Roles from shapes: outputs grouped by size (the finest group also holds the mask feature); in each
     group the kernels are the output whose channels fit the mask feature's network, the boxes the 4-channel
     one; where channels cannot tell, output order decides (as mmdet's forward returns them)."""
