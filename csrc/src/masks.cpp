@@ -18,6 +18,7 @@
 #include "checks.hpp"
 #include "clones.hpp"
 #include "edgeseg/core.hpp"
+#include "raster.hpp"
 #include "resample.hpp"
 
 namespace edgeseg {
@@ -112,7 +113,7 @@ void proto_window(const AxisPlan& plan, int64_t o0, int64_t o1, int64_t* lo, int
 }
 
 struct Scratch {
-  std::vector<float> logits, parts, rows, acc, lo, hi;
+  std::vector<float> logits, rows, acc, lo, hi;
   std::vector<uint8_t> on;
 };
 
@@ -331,40 +332,30 @@ EDGESEG_CLONES int64_t rasterize(const float* lg, const Window& win, const AxisP
 }
 
 // Writes the crop [x0, x1) x [y0, y1) of one instance's mask as bit-packed rows (row stride
-// ceil(width / 8) bytes, first pixel in the lowest bit); returns its pixel count.
+// ceil(width / 8) bytes, first pixel in the lowest bit); returns its pixel count. `logits` fills
+// the instance's logits over the prototype window that feeds the crop.
 //
 // Every output value is a convex combination (non-negative weights summing to one) of its tap
 // rows' values, so where all of them are positive the pixels are set, and where none is the
 // pixels are clear, with no arithmetic: per 64-column chunk of each tap row the minimum and
 // maximum are kept, and only chunks straddling the mask's edge are blended. The result is the
 // same as blending everywhere (a sum of same-signed terms cannot change sign in float).
-int64_t render_mask(const ProtoView& p, const float* coeff, const AxisPlan& px, const AxisPlan& py,
-                    int64_t x0, int64_t x1, int64_t y0, int64_t y1, uint8_t* bits, float* probs,
-                    Scratch& s) {
+int64_t render_mask(int64_t i, const detail::WindowLogits& logits, int64_t proto_h, int64_t proto_w,
+                    const AxisPlan& px, const AxisPlan& py, int64_t x0, int64_t x1, int64_t y0,
+                    int64_t y1, uint8_t* bits, float* probs, Scratch& s) {
   int64_t lx0, lx1, ly0, ly1;
   proto_window(px, x0, x1, &lx0, &lx1);
   proto_window(py, y0, y1, &ly0, &ly1);
   // Windows may run past the prototype edge by up to kTaps - 1 zero-weight taps: pad with zeros.
   const int64_t nx = lx1 - lx0, ny = ly1 - ly0;
-  const int64_t vx1 = std::min(lx1, p.width), vy1 = std::min(ly1, p.height);
+  const int64_t vx1 = std::min(lx1, proto_w), vy1 = std::min(ly1, proto_h);
   s.logits.assign(static_cast<size_t>(nx * ny), 0.f);
-  s.parts.resize(static_cast<size_t>(kLanes * nx));
   float* __restrict lg = s.logits.data();
-  float* __restrict parts = s.parts.data();
-  switch (p.dtype) {
-    case DType::kInt8:
-      accumulate_logits<int8_t>(p, coeff, lx0, vx1, ly0, vy1, nx, lg, parts);
-      break;
-    case DType::kUInt8:
-      accumulate_logits<uint8_t>(p, coeff, lx0, vx1, ly0, vy1, nx, lg, parts);
-      break;
-    default:
-      accumulate_logits<float>(p, coeff, lx0, vx1, ly0, vy1, nx, lg, parts);
-  }
-  for (int64_t i = 0; i < nx * ny; ++i) {
-    if (!std::isfinite(lg[i]))
+  logits(i, lx0, vx1, ly0, vy1, nx, lg);
+  for (int64_t k = 0; k < nx * ny; ++k) {
+    if (!std::isfinite(lg[k]))
       throw InvalidArgument(
-          "mask prototypes or coefficients give NaN or infinite logits; the model or its "
+          "mask features and instance parameters give NaN or infinite logits; the model or its "
           "quantization is broken (run `edgeseg info MODEL` to inspect it)");
   }
 
@@ -429,10 +420,40 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
                           std::to_string(p.width) +
                           " are not an integer fraction of the model input " +
                           std::to_string(input_h) + "x" + std::to_string(input_w));
+
+  const MaskGeometry g = mask_geometry(p.height, p.width, input_h / p.height, src_h, src_w);
+  const detail::ResampleAxis ax{p.width, g.f, g.left, g.right, src_w};
+  const detail::ResampleAxis ay{p.height, g.f, g.top, g.bottom, src_h};
+  thread_local std::vector<float> parts;
+  auto logits = [&](int64_t i, int64_t x0, int64_t x1, int64_t y0, int64_t y1, int64_t row,
+                    float* out) {
+    parts.resize(static_cast<size_t>(kLanes * row));
+    const float* coeff = coeffs + i * p.channels;
+    switch (p.dtype) {
+      case DType::kInt8:
+        accumulate_logits<int8_t>(p, coeff, x0, x1, y0, y1, row, out, parts.data());
+        break;
+      case DType::kUInt8:
+        accumulate_logits<uint8_t>(p, coeff, x0, x1, y0, y1, row, out, parts.data());
+        break;
+      default:
+        accumulate_logits<float>(p, coeff, x0, x1, y0, y1, row, out, parts.data());
+    }
+  };
+  return detail::render_masks(ax, ay, p.height, p.width, boxes, n, src_h, src_w, opt, logits);
+}
+
+namespace detail {
+
+Masks render_masks(const ResampleAxis& ax, const ResampleAxis& ay, int64_t proto_h, int64_t proto_w,
+                   const float* boxes, int64_t n, int64_t src_h, int64_t src_w,
+                   const MaskOptions& opt, const WindowLogits& logits) {
+  if (n < 0 || n > std::numeric_limits<int64_t>::max() / 4)
+    throw InvalidArgument("number of detections must be >= 0");
+  if (n > 0 && boxes == nullptr) throw InvalidArgument("boxes are null");
   for (int64_t i = 0; i < 4 * n; ++i) {
     if (!std::isfinite(boxes[i])) throw InvalidArgument("boxes contain NaN or infinity");
   }
-
   // Size the output first (before the axis plans): the packed sizes of the boxes.
   // One crop fits easily (sides < 2^31), but the sum over many boxes of a huge image can overflow:
   // checked, as a wrapped total would size the buffers too small for what is written into them.
@@ -459,9 +480,10 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
   }
   if (span_x1 <= span_x0 || span_y1 <= span_y0) span_x0 = span_x1 = span_y0 = span_y1 = 0;
 
-  const MaskGeometry g = mask_geometry(p.height, p.width, input_h / p.height, src_h, src_w);
-  const AxisPlan plan_x = make_axis_plan(p.width, g.f, g.left, g.right, src_w, span_x0, span_x1);
-  const AxisPlan plan_y = make_axis_plan(p.height, g.f, g.top, g.bottom, src_h, span_y0, span_y1);
+  const AxisPlan plan_x =
+      make_axis_plan(ax.proto_len, ax.factor, ax.lo, ax.hi, ax.out_len, span_x0, span_x1);
+  const AxisPlan plan_y =
+      make_axis_plan(ay.proto_len, ay.factor, ay.lo, ay.hi, ay.out_len, span_y0, span_y1);
 
   Masks m;
   m.offsets.push_back(0);
@@ -476,7 +498,7 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
     const int64_t x0 = r[0], x1 = r[1], y0 = r[2], y1 = r[3];
     int64_t area = 0;
     if (x1 > x0 && y1 > y0) {
-      area = render_mask(p, coeffs + i * p.channels, plan_x, plan_y, x0, x1, y0, y1,
+      area = render_mask(i, logits, proto_h, proto_w, plan_x, plan_y, x0, x1, y0, y1,
                          m.bits.data() + offset, opt.soft ? m.probs.data() + prob_offset : nullptr,
                          scratch);
     }
@@ -495,4 +517,5 @@ Masks assemble_masks(const ProtoView& protos, const float* coeffs, const float* 
   return m;
 }
 
+}  // namespace detail
 }  // namespace edgeseg

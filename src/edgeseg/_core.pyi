@@ -264,3 +264,54 @@ def mask_nms(
 
 def pairwise_mask_iou(rects: npt.ArrayLike, offsets: npt.ArrayLike, bits: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """(N, N) float32 IoU of every pair of N bit-packed crops (1 on the diagonal, 0 for empty masks)."""
+
+# --- dynconv: RTMDet-Ins / CondInst point-prior heads with dynamic mask networks ---
+
+class PointDetections(NamedTuple):
+    """Point-prior detections in model-input pixels by descending score, with what their masks need."""
+
+    boxes: npt.NDArray[np.float32]  # (N, 4) x1 y1 x2 y2, clamped to the input
+    scores: npt.NDArray[np.float32]  # (N,) sigmoid scores
+    class_ids: npt.NDArray[np.int32]  # (N,)
+    params: npt.NDArray[np.float32]  # (N, P) mask-network parameters (weights of every layer, then biases)
+    priors: npt.NDArray[np.float32]  # (N, 3) prior x, y (input pixels) and its level's stride
+
+def decode_rtmdet(
+    cls_scores: Sequence[npt.ArrayLike],
+    bbox_preds: Sequence[npt.ArrayLike],
+    kernel_preds: Sequence[npt.ArrayLike],
+    strides: Sequence[int],
+    conf: float,
+    iou: float,
+    max_det: int,
+    nms_pre: int,
+    agnostic: bool,
+    class_allowed: npt.ArrayLike | None,
+    input_hw: _Pair,
+    offset: float = 0.0,
+) -> PointDetections:
+    """MMDetection's RTMDet-Ins predict_by_feat over float32 (C, h, w) maps per level: sigmoid scores of every
+    (location, class) above conf, the nms_pre best per level, distance boxes (l, t, r, b) from the priors
+    clamped to the input, degenerate boxes dropped, NMS, max_det."""
+
+def dynamic_masks(
+    mask_feat: npt.ArrayLike,
+    params: npt.ArrayLike,
+    priors: npt.ArrayLike,
+    boxes: npt.ArrayLike,
+    letterbox: Letterbox,
+    feat_stride: int = 8,
+    dyconv_channels: int = 8,
+    num_dyconvs: int = 3,
+    coord_offset: float = 0.0,
+    coord_scale: float = 8.0,
+    mask_threshold: float = 0.5,
+    soft: bool = False,
+    drop_empty: bool = True,
+) -> MaskSet:
+    """Each instance's mask from its dynamic 1x1 convolutions (ReLU between) over [relative x, y; mask_feat],
+    computed only inside its box (image pixels) with mmdet's geometry (x feat_stride, then to
+    ceil(input / scale), cut to the image), thresholded; keep_ratio letterboxes only."""
+
+def dynconv_num_params(feat_channels: int, dyconv_channels: int = 8, num_dyconvs: int = 3) -> int:
+    """Parameters per instance of the dynamic mask network (169 for 8 feature channels, 8 wide, 3 layers)."""
