@@ -219,9 +219,15 @@ struct Rendered {
 // One kept instance at source resolution: probabilities under its extent, both resizes, the
 // threshold, the tight crop, packed into `bits` (and its probabilities into `probs`). Returns
 // false for a mask that comes out empty.
+// Buffers reused from one instance to the next.
+struct RenderScratch {
+  std::vector<float> prob, rows, hi, val;
+};
+
 bool render(const float* feat, int64_t channels, int64_t fh, int64_t fw, const float* kern,
             const MaskStats& st, const TapGeometry& gx, const TapGeometry& gy, float mask_thr,
-            bool soft, std::vector<uint8_t>* bits, std::vector<float>* probs, Rendered* out) {
+            bool soft, RenderScratch* scratch, std::vector<uint8_t>* bits,
+            std::vector<float>* probs, Rendered* out) {
   int64_t ox0, ox1, oy0, oy1;
   gx.span(st.x0, st.x1, &ox0, &ox1);
   gy.span(st.y0, st.y1, &oy0, &oy1);
@@ -233,7 +239,8 @@ bool render(const float* feat, int64_t channels, int64_t fh, int64_t fw, const f
   const int64_t ly0 = py.start_at(oy0), ly1 = py.start_at(oy1 - 1) + kTaps;
   const int64_t nx = lx1 - lx0, ny = ly1 - ly0;
   const int64_t vx1 = std::min(lx1, fw), vy1 = std::min(ly1, fh);
-  std::vector<float> prob(static_cast<size_t>(nx * ny), 0.f);
+  std::vector<float>& prob = scratch->prob;
+  prob.assign(static_cast<size_t>(nx * ny), 0.f);
   for (int64_t y = ly0; y < vy1; ++y) {
     float* __restrict row = prob.data() + (y - ly0) * nx;
     for (int64_t e = 0; e < channels; ++e) {
@@ -245,7 +252,12 @@ bool render(const float* feat, int64_t channels, int64_t fh, int64_t fw, const f
   }
   // Horizontal pass: each feature row -> output columns [ox0, ox1).
   const int64_t bw = ox1 - ox0, bh = oy1 - oy0;
-  std::vector<float> rows(static_cast<size_t>(ny * bw));
+  constexpr int64_t kChunk = 64;  // output columns whose emptiness is decided together
+  const int64_t chunks = (bw + kChunk - 1) / kChunk;
+  std::vector<float>& rows = scratch->rows;
+  std::vector<float>& hi = scratch->hi;  // largest value of each chunk of each resampled row
+  rows.resize(static_cast<size_t>(ny * bw));
+  hi.resize(static_cast<size_t>(ny * chunks));
   for (int64_t y = 0; y < ny; ++y) {
     const float* src = prob.data() + y * nx;
     float* dst = rows.data() + y * bw;
@@ -254,20 +266,34 @@ bool render(const float* feat, int64_t channels, int64_t fh, int64_t fw, const f
       const float* v = src + (px.start_at(ox0 + x) - lx0);
       dst[x] = w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3];
     }
+    for (int64_t c = 0; c < chunks; ++c)
+      hi[static_cast<size_t>(y * chunks + c)] =
+          *std::max_element(dst + c * kChunk, dst + std::min(bw, (c + 1) * kChunk));
   }
-  // Vertical pass and threshold.
-  std::vector<float> val(static_cast<size_t>(bh * bw));
+  // Vertical pass and threshold. A chunk whose tap rows never exceed mask_thr stays below it (a
+  // convex combination): it is left at 0 without being blended.
+  std::vector<float>& val = scratch->val;
+  val.resize(static_cast<size_t>(bh * bw));
   int64_t x0 = bw, x1 = -1, y0 = bh, y1 = -1;
   for (int64_t y = 0; y < bh; ++y) {
     const float* w = py.weights_at(oy0 + y);
-    const float* base = rows.data() + (py.start_at(oy0 + y) - ly0) * bw;
+    const int64_t r0 = py.start_at(oy0 + y) - ly0;
+    const float* base = rows.data() + r0 * bw;
     float* dst = val.data() + y * bw;
-    for (int64_t x = 0; x < bw; ++x) dst[x] = 0.f;
-    for (int t = 0; t < kTaps; ++t) {
-      if (w[t] == 0.f) continue;
-      const float wt = w[t];
-      const float* r = base + t * bw;
-      for (int64_t x = 0; x < bw; ++x) dst[x] += wt * r[x];
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t c0 = c * kChunk, c1 = std::min(bw, c0 + kChunk);
+      float top = -std::numeric_limits<float>::infinity();
+      for (int t = 0; t < kTaps; ++t) {
+        if (w[t] != 0.f) top = std::max(top, hi[static_cast<size_t>((r0 + t) * chunks + c)]);
+      }
+      for (int64_t x = c0; x < c1; ++x) dst[x] = 0.f;
+      if (!(top > mask_thr) && !soft) continue;
+      for (int t = 0; t < kTaps; ++t) {
+        if (w[t] == 0.f) continue;
+        const float wt = w[t];
+        const float* r = base + t * bw;
+        for (int64_t x = c0; x < c1; ++x) dst[x] += wt * r[x];
+      }
     }
     for (int64_t x = 0; x < bw; ++x) {
       if (dst[x] > mask_thr) {
@@ -526,14 +552,15 @@ Solov2Instances decode_solov2(const std::vector<Solov2Level>& levels, const Prot
   const TapGeometry gx{fw, opt.mask_stride, lb.pad_left, lb.pad_left + crop_w, lb.src_w};
   const TapGeometry gy{fh, opt.mask_stride, lb.pad_top, lb.pad_top + crop_h, lb.src_h};
   Masks& mk = result.masks;
+  RenderScratch scratch;
   mk.offsets.push_back(0);
   mk.prob_offsets.push_back(0);
   for (int64_t pos : kept) {
     const int64_t i = alive[static_cast<size_t>(pos)];
     Rendered r;
     if (!render(feat, channels, fh, fw, kernels.data() + i * channels,
-                stats[static_cast<size_t>(i)], gx, gy, opt.mask_thr, opt.soft, &mk.bits, &mk.probs,
-                &r))
+                stats[static_cast<size_t>(i)], gx, gy, opt.mask_thr, opt.soft, &scratch, &mk.bits,
+                &mk.probs, &r))
       continue;
     mk.keep.push_back(static_cast<int64_t>(result.scores.size()));
     mk.rects.insert(mk.rects.end(), r.rect, r.rect + 4);
