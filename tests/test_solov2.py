@@ -3,6 +3,7 @@ postprocess (tests/reference_solov2.py) on fixture outputs of coco-val-mini, alm
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -75,9 +76,12 @@ def _compare(model: edgeseg.Model, paths: list[Path], **options: object) -> dict
 
 @pytest.mark.parametrize("path", [LEVELS, FLAT], ids=["levels", "flat"])
 def test_agrees_with_reference_on_coco_val_mini(path: Path) -> None:
+    """Every 4th image by default (the reference resizes full-frame float masks: minutes for all on a busy
+    machine); all 79 with EDGESEG_FULL_PARITY=1."""
+    images = _images() if os.environ.get("EDGESEG_FULL_PARITY") else _images()[::4]
     model = edgeseg.load(path)
-    stats = _compare(model, _images())
-    assert stats["instances"] > 79 * 5, stats  # non-degenerate: dozens of instances per image on average
+    stats = _compare(model, images)
+    assert stats["instances"] > len(images) * 5, stats  # non-degenerate: dozens of instances per image on average
     assert stats["mean_box_iou"] >= 0.99, stats
     assert stats["min_box_iou"] >= 0.9, stats
     assert stats["mean_mask_iou"] >= 0.99, stats

@@ -9,7 +9,8 @@
 //   its bits (a bitset at mask-feature resolution), area, probability sum and extent: the
 //   reference's N full float maps are never held. Sigmoids are taken only for pixels near the
 //   mask threshold or inside the mask;
-// - mask IoUs are AND + popcount over the rows two masks share;
+// - NMS is the core's (nms_variants.hpp) over the masks' bit-packed crops at mask-feature
+//   resolution;
 // - the kept instances' probabilities are recomputed under their own extent only, and the two
 //   chained bilinear resizes (to the padded input, then from the image part to the source size)
 //   are one separable plan per axis (resample.hpp), evaluated only over the output pixels whose
@@ -25,6 +26,7 @@
 
 #include "checks.hpp"
 #include "clones.hpp"
+#include "edgeseg/nms_variants.hpp"
 #include "resample.hpp"
 
 namespace edgeseg {
@@ -150,17 +152,6 @@ void first_pass(const float* feat, int64_t channels, int64_t fh, int64_t fw,
       }
     }
   }
-}
-
-// Pixels set in both masks (bitsets over the same raster), counted over the rows they share.
-int64_t intersection(const uint64_t* a, const uint64_t* b, const MaskStats& sa, const MaskStats& sb,
-                     int64_t fw) {
-  const int64_t y0 = std::max(sa.y0, sb.y0), y1 = std::min(sa.y1, sb.y1);
-  if (y0 > y1 || std::max(sa.x0, sb.x0) > std::min(sa.x1, sb.x1)) return 0;
-  const int64_t w0 = (y0 * fw) >> 6, w1 = ((y1 + 1) * fw + 63) >> 6;
-  int64_t inter = 0;
-  for (int64_t w = w0; w < w1; ++w) inter += __builtin_popcountll(a[w] & b[w]);
-  return inter;
 }
 
 // First output index in [0, out_len) whose taps reach feature index >= f0, and first whose taps
@@ -468,84 +459,92 @@ Solov2Instances decode_solov2(const std::vector<Solov2Level>& levels, const Prot
     alive.resize(static_cast<size_t>(opt.nms_pre));
   const int64_t m = static_cast<int64_t>(alive.size());
 
-  // ---- NMS ---------------------------------------------------------------------------------
-  auto same = [&](int64_t i, int64_t j) {
-    return opt.agnostic || cands[static_cast<size_t>(alive[static_cast<size_t>(i)])].cls ==
-                               cands[static_cast<size_t>(alive[static_cast<size_t>(j)])].cls;
-  };
-  auto iou = [&](int64_t i, int64_t j) {
-    const int64_t a = alive[static_cast<size_t>(i)], b = alive[static_cast<size_t>(j)];
-    const MaskStats &sa = stats[static_cast<size_t>(a)], &sb = stats[static_cast<size_t>(b)];
-    const float inter = static_cast<float>(
-        intersection(bits.data() + a * words, bits.data() + b * words, sa, sb, fw));
-    return inter / (static_cast<float>(sa.area) + static_cast<float>(sb.area) - inter);
-  };
+  // ---- NMS (the core's NMS variants, over the candidates' masks at mask-feature resolution) --
+  // The survivors' bitsets become bit-packed crops of their extents (as MaskCrops), in `alive`
+  // order, which is already by descending score (stable), so the variants' own stable sort keeps
+  // it.
+  std::vector<int32_t> rects(static_cast<size_t>(4 * m));
+  std::vector<int64_t> offsets(static_cast<size_t>(m + 1), 0);
+  std::vector<int32_t> classes(static_cast<size_t>(m));
+  std::vector<float> pre_scores(static_cast<size_t>(m));
+  for (int64_t p = 0; p < m; ++p) {
+    const MaskStats& st = stats[static_cast<size_t>(alive[static_cast<size_t>(p)])];
+    int32_t* r = rects.data() + 4 * p;
+    r[0] = static_cast<int32_t>(st.x0);
+    r[1] = static_cast<int32_t>(st.y0);
+    r[2] = static_cast<int32_t>(st.x1 - st.x0 + 1);
+    r[3] = static_cast<int32_t>(st.y1 - st.y0 + 1);
+    offsets[static_cast<size_t>(p + 1)] =
+        offsets[static_cast<size_t>(p)] + (int64_t{r[2]} + 7) / 8 * int64_t{r[3]};
+    classes[static_cast<size_t>(p)] = cands[static_cast<size_t>(alive[static_cast<size_t>(p)])].cls;
+    pre_scores[static_cast<size_t>(p)] = score[static_cast<size_t>(alive[static_cast<size_t>(p)])];
+  }
+  std::vector<uint8_t> crops(static_cast<size_t>(offsets[static_cast<size_t>(m)]), 0);
+  for (int64_t p = 0; p < m; ++p) {
+    const int64_t i = alive[static_cast<size_t>(p)];
+    const MaskStats& st = stats[static_cast<size_t>(i)];
+    const uint64_t* word = bits.data() + i * words;
+    const int64_t w = st.x1 - st.x0 + 1, row_bytes = (w + 7) / 8;
+    uint8_t* out = crops.data() + offsets[static_cast<size_t>(p)];
+    for (int64_t y = st.y0; y <= st.y1; ++y) {
+      uint8_t* row = out + (y - st.y0) * row_bytes;
+      for (int64_t x = 0; x < w; ++x) {
+        const int64_t px = y * fw + st.x0 + x;
+        if ((word[px >> 6] >> (px & 63)) & 1u)
+          row[x >> 3] = static_cast<uint8_t>(row[x >> 3] | (1u << (x & 7)));
+      }
+    }
+  }
+  MaskCrops masks;
+  masks.rects = rects.data();
+  masks.offsets = offsets.data();
+  masks.bits = crops.data();
+  masks.bits_size = static_cast<int64_t>(crops.size());
   std::vector<int64_t> kept;       // positions in `alive`, by descending final score
   std::vector<float> final_score;  // by position in `alive`
-  final_score.resize(static_cast<size_t>(m));
-  for (int64_t i = 0; i < m; ++i)
-    final_score[static_cast<size_t>(i)] = score[static_cast<size_t>(alive[static_cast<size_t>(i)])];
-  if (opt.nms == Solov2Nms::kMatrix) {
-    // decay_j = min over i of decay(i, j) / compensate(i); entries of pairs that are not (same
-    // class, i before j) are f(0) / f(comp_i) >= 1, and row 0's is exactly 1, so only the pairs
-    // count, capped at 1. NaN (0/0 in the linear kernel for identical masks) propagates, as
-    // torch.min does, and such a candidate never passes filter_thr.
-    std::vector<float> iou_up(static_cast<size_t>(m * m), 0.f), comp(static_cast<size_t>(m), 0.f);
-    for (int64_t j = 1; j < m; ++j) {
-      for (int64_t i = 0; i < j; ++i) {
-        if (!same(i, j)) continue;
-        const float v = iou(i, j);
-        iou_up[static_cast<size_t>(i * m + j)] = v;
-        comp[static_cast<size_t>(j)] = std::max(comp[static_cast<size_t>(j)], v);
-      }
+  final_score.assign(pre_scores.begin(), pre_scores.end());
+  if (opt.nms == Solov2Nms::kMatrix || opt.nms == Solov2Nms::kMask) {
+    NmsResult r;
+    if (opt.nms == Solov2Nms::kMatrix) {
+      MatrixNmsOptions mo;
+      mo.kernel = opt.gaussian ? MatrixKernel::kGaussian : MatrixKernel::kLinear;
+      mo.sigma = opt.sigma;
+      mo.max_det = opt.max_det;
+      mo.filter_thr = opt.filter_thr;
+      mo.agnostic = opt.agnostic;
+      r = mask_matrix_nms(masks, pre_scores.data(), classes.data(), m, mo);
+    } else {
+      r = mask_nms(masks, pre_scores.data(), classes.data(), m, opt.iou, opt.max_det, opt.agnostic);
     }
-    auto kern = [&](float v) { return opt.gaussian ? std::exp(-opt.sigma * (v * v)) : 1.f - v; };
-    for (int64_t j = 0; j < m; ++j) {
-      float decay = 1.f;
-      bool nan = false;
-      for (int64_t i = 0; i < j; ++i) {
-        if (!same(i, j)) continue;
-        const float r =
-            kern(iou_up[static_cast<size_t>(i * m + j)]) / kern(comp[static_cast<size_t>(i)]);
-        if (std::isnan(r)) nan = true;
-        decay = std::min(decay, r);
-      }
-      float& s = final_score[static_cast<size_t>(j)];
-      s = nan ? std::numeric_limits<float>::quiet_NaN() : s * decay;
-      if (opt.filter_thr <= 0.f ? !std::isnan(s) : s >= opt.filter_thr) kept.push_back(j);
+    kept = r.keep;
+    for (int64_t k = 0; k < r.size(); ++k)
+      final_score[static_cast<size_t>(r.keep[static_cast<size_t>(k)])] =
+          r.scores[static_cast<size_t>(k)];
+  } else if (opt.nms == Solov2Nms::kFast) {
+    // Fast NMS by mask IoU: dropped when any higher-scored candidate of its class overlaps > iou.
+    const std::vector<float> iou = pairwise_mask_iou(masks, m);
+    for (int64_t j = 0; j < m && static_cast<int64_t>(kept.size()) < opt.max_det; ++j) {
+      bool drop = false;
+      for (int64_t i = 0; i < j && !drop; ++i)
+        drop =
+            (opt.agnostic || classes[static_cast<size_t>(i)] == classes[static_cast<size_t>(j)]) &&
+            iou[static_cast<size_t>(i * m + j)] > opt.iou;
+      if (!drop) kept.push_back(j);
     }
-    std::stable_sort(kept.begin(), kept.end(), [&](int64_t a, int64_t b) {
-      return final_score[static_cast<size_t>(a)] > final_score[static_cast<size_t>(b)];
-    });
-    if (static_cast<int64_t>(kept.size()) > opt.max_det)
-      kept.resize(static_cast<size_t>(opt.max_det));
-  } else if (opt.nms == Solov2Nms::kBox) {
+  } else {  // greedy by the IoU of the masks' extents
     std::vector<float> boxes(static_cast<size_t>(4 * m));
-    std::vector<int32_t> classes(static_cast<size_t>(m));
     std::vector<int64_t> order(static_cast<size_t>(m));
-    for (int64_t i = 0; i < m; ++i) {
-      const MaskStats& st = stats[static_cast<size_t>(alive[static_cast<size_t>(i)])];
-      float* b = boxes.data() + 4 * i;
-      b[0] = static_cast<float>(st.x0);
-      b[1] = static_cast<float>(st.y0);
-      b[2] = static_cast<float>(st.x1 + 1);
-      b[3] = static_cast<float>(st.y1 + 1);
-      classes[static_cast<size_t>(i)] =
-          cands[static_cast<size_t>(alive[static_cast<size_t>(i)])].cls;
-      order[static_cast<size_t>(i)] = i;
+    for (int64_t p = 0; p < m; ++p) {
+      const int32_t* r = rects.data() + 4 * p;
+      float* b = boxes.data() + 4 * p;
+      b[0] = static_cast<float>(r[0]);
+      b[1] = static_cast<float>(r[1]);
+      b[2] = static_cast<float>(r[0] + r[2]);
+      b[3] = static_cast<float>(r[1] + r[3]);
+      order[static_cast<size_t>(p)] = p;
     }
     kept = nms_ordered(boxes.data(), classes.data(), order.data(), m, opt.iou, opt.max_det,
                        opt.agnostic);
-  } else {
-    for (int64_t j = 0; j < m && static_cast<int64_t>(kept.size()) < opt.max_det; ++j) {
-      bool drop = false;
-      if (opt.nms == Solov2Nms::kMask) {
-        for (int64_t i : kept) drop = drop || (same(i, j) && iou(i, j) > opt.iou);
-      } else {  // Fast NMS: against every higher-scored candidate, kept or not
-        for (int64_t i = 0; i < j && !drop; ++i) drop = same(i, j) && iou(i, j) > opt.iou;
-      }
-      if (!drop) kept.push_back(j);
-    }
   }
 
   // ---- masks of the kept instances at source resolution ------------------------------------
