@@ -315,3 +315,42 @@ def dynamic_masks(
 
 def dynconv_num_params(feat_channels: int, dyconv_channels: int = 8, num_dyconvs: int = 3) -> int:
     """Parameters per instance of the dynamic mask network (169 for 8 feature channels, 8 wide, 3 layers)."""
+
+# --- solov2 ---
+
+class Solov2Instances(NamedTuple):
+    """SOLOv2 instances by descending score; boxes are each mask's extent in source pixels."""
+
+    boxes: npt.NDArray[np.float32]  # (K, 4) x1 y1 x2 y2
+    scores: npt.NDArray[np.float32]  # (K,)
+    class_ids: npt.NDArray[np.int32]  # (K,)
+    masks: MaskSet  # keep = 0..K-1
+
+def decode_solov2(
+    category_scores: Sequence[npt.ArrayLike],
+    kernels: Sequence[npt.ArrayLike],
+    mask_feature: npt.ArrayLike,
+    strides: Sequence[float],
+    letterbox: Letterbox,
+    conf: float = 0.1,
+    max_det: int = 100,
+    *,
+    mask_threshold: float = 0.5,
+    filter_thr: float = 0.05,
+    nms_pre: int = 500,
+    cate_logits: bool = True,
+    kernel: Literal["gaussian", "linear"] = "gaussian",
+    sigma: float = 2.0,
+    nms: Literal["matrix", "mask", "fast", "box"] = "matrix",
+    iou: float = 0.5,
+    agnostic: bool = False,
+    mask_stride: int = 4,
+    soft: bool = False,
+    class_allowed: npt.ArrayLike | None = None,
+) -> Solov2Instances:
+    """SOLOv2 (MMDetection's SOLOV2Head.predict_by_feat + mask_matrix_nms): per level float32 category scores
+    (C, S, S) (logits unless ``cate_logits`` is False) and kernels (E, S, S) (any strides: flattened [G, C] levels
+    are views), the mask feature (E, h, w) and each level's stride (minimum mask area) -> instances with masks
+    resized to the padded input (mask_feature x ``mask_stride``), cropped to the image, resized to the source and
+    thresholded, box-cropped and bit-packed. ``nms``: Matrix NMS (``filter_thr``, ``kernel``, ``sigma``) or
+    greedy by mask IoU, Fast NMS by mask IoU, greedy by box IoU (``iou``); ``nms_pre`` <= 0: no limit."""
