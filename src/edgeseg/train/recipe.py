@@ -192,13 +192,13 @@ def make_solov2(
     """Train the SOLOv2-style model (``train.solov2``), export it in the SOLOv2 raw-head layout, evaluate it
     with edgeseg's SOLOv2 decoder on the same held-out split as PartSeg, and write its model card."""
     from .config import SOLOV2_DEFAULTS
-    from .solov2 import SOLOV2_PREPROCESS, export_solov2
+    from .solov2 import SOLOV2_PREPROCESS, export_solov2, train_solov2
 
     config = config or SOLOV2_DEFAULTS
     out = Path(out_dir)
     scene_config = SceneConfig()
     started = time.perf_counter()
-    model = train(out, config, scene_config, resume=resume, progress=progress, head="solov2")
+    model = train_solov2(out, config, scene_config, resume=resume, progress=progress)
     train_minutes = (time.perf_counter() - started) / 60
     onnx_path = export_solov2(model, out / SOLOV2_NAME, config.input_hw, CLASSES)
     val_seed = config.seed + VAL_SEED_OFFSET

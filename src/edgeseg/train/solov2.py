@@ -24,6 +24,7 @@ order), ``kernel_preds [1, G, E]``, ``mask_feats [1, E, H/4, W/4]``; metadata ``
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from ..spec import Preprocess
+from ..synthparts import SceneConfig
+from .config import TrainConfig
+from .data import Sample
 from .net import ConvBnAct, PoolPyramid, SplitBlock
 
 # MMDetection's ImageNet mean / std in RGB order (pixel units), as its SOLOv2 configs declare.
@@ -98,16 +102,16 @@ class SoloV2(nn.Module):
         self.bottom_up4 = SplitBlock(w[2] + w[3], w[3])
         self.reduce4 = ConvBnAct(w[3], w[3], 3, 2)
         self.bottom_up5 = SplitBlock(w[3] + w[4], w[4])
-        # Mask features: stride-8 features upsampled to stride 4, with coordinates added after the
-        # upsampling (SOLOv2's CoordConv on the mask branch: without position, one kernel could not tell
-        # two identical parts apart).
+        # Mask features: stride-8 features upsampled to stride 4 (PartSeg's prototype branch), then a
+        # per-pixel residual MLP over [features, x, y]: SOLOv2's CoordConv on the mask branch (without
+        # position, one kernel could not tell two identical parts apart). It starts as the identity.
         mw, e = config.mask_width, config.kernel_channels
         self.proto = nn.Sequential(
             ConvBnAct(w[2], mw), nn.Upsample(scale_factor=2.0, mode="nearest"), ConvBnAct(mw, mw), ConvBnAct(mw, e, 1)
         )
-        self.mask_coords = nn.Conv2d(2, mw, 3, 1, 1)
-        nn.init.zeros_(self.mask_coords.weight)
-        nn.init.zeros_(self.mask_coords.bias)
+        self.mask_refine = nn.Sequential(nn.Conv2d(e + 2, mw, 1), nn.SiLU(), nn.Conv2d(mw, e, 1))
+        nn.init.zeros_(self.mask_refine[-1].weight)
+        nn.init.zeros_(self.mask_refine[-1].bias)
         hw, nc = config.head_width, config.num_classes
         level_widths = (w[2], w[3], w[4])
 
@@ -134,9 +138,9 @@ class SoloV2(nn.Module):
             m.eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-        """Per level category logits ``(B, C, S, S)`` and kernels ``(B, E, S, S)``; mask features
-        ``(B, E, H/4, W/4)``. ``x`` is the normalised input ``(pixel - mean) / std``, RGB."""
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The part started from PartSeg (frozen in training): level features p3, p4, p5 and the base mask
+        features ``(B, E, H/4, W/4)``. ``x`` is the normalised input ``(pixel - mean) / std``, RGB."""
         x = x * self.pixel_scale + self.pixel_shift
         c2 = self.stem(x)
         c3 = self.down3(c2)
@@ -146,14 +150,24 @@ class SoloV2(nn.Module):
         p3 = self.top_down3(torch.cat((F.interpolate(t4, scale_factor=2.0, mode="nearest"), c3), 1))
         p4 = self.bottom_up4(torch.cat((self.reduce3(p3), t4), 1))
         p5 = self.bottom_up5(torch.cat((self.reduce4(p4), c5), 1))
-        up = self.proto[1](self.proto[0](p3))
-        feats = self.proto[3](self.proto[2](up + self.mask_coords(_coords(up))))
+        return p3, p4, p5, self.proto(p3)
+
+    def heads(
+        self, p3: torch.Tensor, p4: torch.Tensor, p5: torch.Tensor, base: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """Per level category logits ``(B, C, S, S)`` and kernels ``(B, E, S, S)``; mask features."""
+        feats = base + self.mask_refine(torch.cat((base, _coords(base)), 1))
         cates, kernels = [], []
         for p, s, kh, ch in zip((p3, p4, p5), self.config.grids, self.kernel_heads, self.cate_heads):
             with_xy = torch.cat((p, _coords(p)), 1)
             kernels.append(kh(F.interpolate(with_xy, size=(s, s), mode="bilinear", align_corners=False)))
             cates.append(ch(F.interpolate(p, size=(s, s), mode="bilinear", align_corners=False)))
         return cates, kernels, feats
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """Per level category logits ``(B, C, S, S)`` and kernels ``(B, E, S, S)``; mask features
+        ``(B, E, H/4, W/4)``. ``x`` is the normalised input ``(pixel - mean) / std``, RGB."""
+        return self.heads(*self.trunk(x))
 
 
 def build_model(num_classes: int, init: str | Path | None = "partseg") -> SoloV2:
@@ -282,33 +296,53 @@ def dice_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> to
 
 
 def solo_loss(model: SoloV2, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Focal loss on the category grids (normalised by positives + 1) and Dice loss on the masks of
-    the positive cells; ``batch`` from ``data.collate`` (images ``pixel / 255`` RGB, padding holding the mean)."""
-    config = model.config
-    mean = torch.tensor(MMDET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(MMDET_STD).view(1, 3, 1, 1)
-    images = (batch["images"] * 255.0 - mean) / std
+    """The loss of ``model`` on a batch from ``data.collate`` (images ``pixel / 255`` RGB, padding holding the
+    mean): SOLO targets, then ``loss_from_outputs``."""
+    images = normalize(batch["images"] * 255.0)
     cates, kernels, feats = model(images)
-    b = images.shape[0]
+    labels, pos_b, pos_g, inst = solo_targets(
+        model.config, batch["boxes"], batch["classes"], batch["valid"], batch["masks"], tuple(images.shape[2:])
+    )
+    return loss_from_outputs(model.config, cates, kernels, feats, labels, pos_b, pos_g, batch["masks"][pos_b, inst])
+
+
+def normalize(pixels: torch.Tensor) -> torch.Tensor:
+    """``(pixel - mean) / std`` of ``(B, 3, H, W)`` RGB pixels (0..255), as the SOLOv2 family's input."""
+    mean = torch.tensor(MMDET_MEAN, dtype=pixels.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(MMDET_STD, dtype=pixels.dtype).view(1, 3, 1, 1)
+    return (pixels - mean) / std
+
+
+def loss_from_outputs(
+    config: SoloConfig,
+    cates: list[torch.Tensor],
+    kernels: list[torch.Tensor],
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    pos_b: torch.Tensor,
+    pos_g: torch.Tensor,
+    pos_masks: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Focal loss on the category grids (normalised by positives + 1) and Dice loss on the masks of the
+    positive cells. ``labels (B, G)`` class per cell or -1; positive cell ``k`` is grid cell ``pos_g[k]``
+    of image ``pos_b[k]``, its target mask ``pos_masks[k]`` (soft, at the mask features' resolution)."""
     cate = torch.cat([c.flatten(2) for c in cates], 2).transpose(1, 2)  # (B, G, C)
     kern = torch.cat([k.flatten(2) for k in kernels], 2).transpose(1, 2)  # (B, G, E)
-    labels, pos_b, pos_g, inst = solo_targets(
-        config, batch["boxes"], batch["classes"], batch["valid"], batch["masks"], tuple(images.shape[2:])
-    )
     onehot = torch.zeros_like(cate)
     fg = labels >= 0
     onehot[fg, labels[fg]] = 1.0
     num_pos = int(fg.sum())
     loss_cate = _focal(cate, onehot, config.focal_alpha, config.focal_gamma) / (num_pos + 1)
     if num_pos:
-        # One dynamic 1x1 convolution per positive cell: its kernel dotted with the image's mask features.
-        logits = torch.einsum("pe,pehw->phw", kern[pos_b, pos_g], feats[pos_b])
-        targets = batch["masks"][pos_b, inst]
-        loss_mask = dice_loss(logits.sigmoid(), targets).mean()
+        # One dynamic 1x1 convolution per positive cell: its kernel dotted with its image's mask features,
+        # as one matmul per image (gathering a feature stack per positive cell would take gigabytes).
+        # pos_b is sorted, so the rows come out in the order of pos_masks.
+        flat = feats.flatten(2)
+        logits = torch.cat([kern[b, pos_g[pos_b == b]] @ flat[b] for b in range(flat.shape[0])])
+        loss_mask = dice_loss(logits.sigmoid(), pos_masks.flatten(1)).mean()
     else:
         loss_mask = kern.sum() * 0
     total = loss_cate + config.mask_weight * loss_mask
-    del b
     return total, {"cate": float(loss_cate.detach()), "mask": float(loss_mask.detach()), "pos": float(num_pos)}
 
 
@@ -319,6 +353,180 @@ def _focal(logits: torch.Tensor, targets: torch.Tensor, alpha: float, gamma: flo
     p_t = p * targets + (1 - p) * (1 - targets)
     a_t = alpha * targets + (1 - alpha) * (1 - targets)
     return (a_t * (1 - p_t).pow(gamma) * ce).sum()
+
+
+# --- training: frozen trunk, cached features -------------------------------------------------------
+
+
+def trunk_modules(model: SoloV2) -> list[nn.Module]:
+    """The modules frozen in training (started from PartSeg): all of ``SoloV2.trunk``."""
+    return model.backbone_modules()
+
+
+def _image_targets(config: SoloConfig, sample: Sample) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One image's SOLO targets (cell classes ``(G,)``, positive cells, their instance indices)."""
+    k = len(sample.classes)
+    labels, _, pos_g, inst = solo_targets(
+        config,
+        torch.from_numpy(sample.boxes).view(1, k, 4),
+        torch.from_numpy(sample.classes).view(1, k),
+        torch.ones(1, k, dtype=torch.bool),
+        torch.from_numpy(sample.masks).float().div_(255.0).view(1, k, *sample.masks.shape[1:]),
+        tuple(sample.image.shape[1:]),
+    )
+    return labels[0], pos_g, inst
+
+
+@torch.no_grad()
+def _cache_trunk(model: SoloV2, samples: list[Sample], progress: bool) -> list[torch.Tensor]:
+    """The frozen trunk's outputs for every sample, in float16 (p3, p4, p5, base mask features)."""
+    from tqdm import tqdm
+
+    model.eval()
+    parts: list[list[torch.Tensor]] = [[], [], [], []]
+    for start in tqdm(range(0, len(samples), 16), desc="trunk features", disable=not progress, leave=False):
+        images = torch.from_numpy(np.stack([s.image for s in samples[start : start + 16]])).float()
+        for store, out in zip(parts, model.trunk(normalize(images))):
+            store.append(out.half())
+    return [torch.cat(p) for p in parts]
+
+
+def train_solov2(
+    out_dir: str | Path,
+    config: TrainConfig,
+    scene_config: SceneConfig | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    samples: list[Sample] | None = None,
+    init: str | Path | None = "partseg",
+) -> SoloV2:
+    """Train the SOLOv2-style heads on synthetic scenes; returns the weight-averaged model, in eval mode.
+
+    The trunk (backbone, neck, base mask features) starts from PartSeg and stays frozen, so its outputs
+    are computed once per scene and cached; each step then runs only the category, kernel and mask
+    branches (no flips: the cache holds each scene once). AdamW with warmup and cosine decay, an EMA of
+    the weights, a checkpoint every ``config.checkpoint_every`` steps; ``resume`` continues from it.
+    """
+    import json
+    import math
+    import os
+    import time
+
+    from tqdm import tqdm
+
+    from ..synthparts import CLASSES
+    from .data import build_split
+    from .trainer import CHECKPOINT, WeightAverage, load_checkpoint
+
+    config.validate()
+    scene_config = scene_config or SceneConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT
+    state = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
+    settings = {**dataclasses.asdict(config), "head": "solov2"}
+    if state is not None and {**state["train_config"], "head": state.get("head")} != settings:
+        raise ValueError(
+            f"{ckpt_path} was written by another run ({state['train_config']}, head {state.get('head')!r}); "
+            "resume with its settings, or pass a new output folder (or --no-resume) to start over"
+        )
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    model = build_model(len(CLASSES), init=init)
+    for module in trunk_modules(model):
+        module.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
+    ema = WeightAverage(model, config.ema_decay)
+    step = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.model.load_state_dict(state["ema"])
+        ema.updates = state["ema_updates"]
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+    steps_per_epoch = max(1, (len(samples) if samples is not None else config.train_images) // config.batch)
+    total = steps_per_epoch * config.epochs
+    if step >= total:  # a finished run: nothing to render or cache
+        return ema.model.eval()
+    if samples is None:
+        workers = min(2, os.cpu_count() or 1)
+        samples = build_split(
+            config.train_images, config.seed, config.input_hw, scene_config, workers, progress, SOLOV2_PREPROCESS
+        )
+    cache = _cache_trunk(model, samples, progress)
+    targets = [_image_targets(model.config, s) for s in samples]
+
+    def lr_at(i: int) -> float:
+        if i < config.warmup_steps:
+            return config.lr * (i + 1) / config.warmup_steps
+        t = (i - config.warmup_steps) / max(1, total - config.warmup_steps)
+        return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def checkpoint() -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "ema": ema.model.state_dict(),
+                "ema_updates": ema.updates,
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "train_config": dataclasses.asdict(config),
+                "head": "solov2",
+                "classes": list(CLASSES),
+            },
+            tmp,
+        )
+        os.replace(tmp, ckpt_path)
+
+    model.train()
+    bar = tqdm(total=total, initial=step, desc="training", unit="step", disable=not progress)
+    started = time.perf_counter()
+    with (out / "train_log.jsonl").open("a") as log:
+        try:
+            while step < total:
+                epoch, pos = divmod(step, steps_per_epoch)
+                order = np.random.default_rng([config.seed, epoch]).permutation(len(samples))
+                idx = order[pos * config.batch : (pos + 1) * config.batch]
+                labels = torch.stack([targets[i][0] for i in idx])
+                pos_b = torch.cat([torch.full_like(targets[i][1], b) for b, i in enumerate(idx)])
+                pos_g = torch.cat([targets[i][1] for i in idx])
+                masks = [torch.from_numpy(samples[i].masks[targets[i][2].numpy()]) for i in idx]
+                pos_masks = torch.cat(masks).float().div_(255.0)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step)
+                cates, kernels, feats = model.heads(*(c[torch.from_numpy(idx)].float() for c in cache))
+                loss, parts = loss_from_outputs(model.config, cates, kernels, feats, labels, pos_b, pos_g, pos_masks)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower --lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 10.0)
+                optimizer.step()
+                ema.update(model)
+                step += 1
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in parts.items()}, refresh=False)
+                if step % 20 == 0 or step == total:
+                    entry = {"step": step, "epoch": epoch, "lr": lr_at(step - 1), **parts}
+                    entry["elapsed_s"] = round(time.perf_counter() - started, 1)
+                    log.write(json.dumps(entry) + "\n")
+                    log.flush()
+                if step % config.checkpoint_every == 0 or step == total:
+                    checkpoint()
+        except KeyboardInterrupt:
+            checkpoint()
+            raise KeyboardInterrupt(f"interrupted at step {step}; run the same command again to resume") from None
+        finally:
+            bar.close()
+    return ema.model.eval()
 
 
 # --- inference, torch side (training guidance; the SDK decodes in its C++ core) ---------------------

@@ -9,14 +9,12 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..spec import ULTRALYTICS_PREPROCESS, Preprocess
 from ..synthparts import CLASSES, SceneConfig
 from .config import TrainConfig
 from .data import Sample, build_split, collate
@@ -24,34 +22,6 @@ from .loss import segmentation_loss
 from .net import NetConfig, PartSeg
 
 CHECKPOINT = "checkpoint.pt"
-
-
-@dataclass(frozen=True)
-class HeadRecipe:
-    """What differs between trained heads: the network, its loss on a collated batch, and the
-    preprocessing its family declares (training data is fitted exactly as the SDK fits images)."""
-
-    build: Callable[[int], torch.nn.Module]
-    loss: Callable[[torch.nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
-    preprocess: Preprocess
-
-
-def _yolo_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    levels, protos = model(batch["images"])
-    return segmentation_loss(levels, protos, batch["boxes"], batch["classes"], batch["valid"], batch["masks"])
-
-
-def _solov2_recipe() -> HeadRecipe:
-    from . import solov2
-
-    return HeadRecipe(solov2.build_model, solov2.solo_loss, solov2.SOLOV2_PREPROCESS)
-
-
-#: ``edgeseg train --head NAME``: each entry makes its recipe (imported only when asked for).
-HEADS: dict[str, Callable[[], HeadRecipe]] = {
-    "yolo": lambda: HeadRecipe(lambda nc: PartSeg(NetConfig(num_classes=nc)), _yolo_loss, ULTRALYTICS_PREPROCESS),
-    "solov2": _solov2_recipe,
-}
 
 
 class WeightAverage:
@@ -114,9 +84,8 @@ def train(
     progress: bool = True,
     samples: list[Sample] | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
-    head: str = "yolo",
-) -> torch.nn.Module:
-    """Train PartSeg (or another ``HEADS`` entry) on synthetic scenes; returns the weight-averaged model, in eval mode.
+) -> PartSeg:
+    """Train PartSeg on synthetic scenes; returns the weight-averaged model, in eval mode.
 
     A checkpoint is written to ``out_dir/checkpoint.pt`` every ``checkpoint_every`` steps, at the end
     and on Ctrl-C; with ``resume`` a run continues from it (same data, same order, same schedule).
@@ -125,9 +94,6 @@ def train(
     """
     config = config or TrainConfig()
     config.validate()
-    if head not in HEADS:
-        raise ValueError(f"head {head!r}: choose one of {', '.join(HEADS)}")
-    recipe = HEADS[head]()
     scene_config = scene_config or SceneConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,15 +104,11 @@ def train(
             f"{ckpt_path} was written with different settings {state['train_config']}; "
             "resume with those settings, or pass a new output folder (or --no-resume) to start over"
         )
-    if state is not None and state.get("head", "yolo") != head:
-        raise ValueError(
-            f"{ckpt_path} trains head {state.get('head', 'yolo')!r}, not {head!r}; use a new output folder"
-        )
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
 
-    model = recipe.build(len(CLASSES))
+    model = PartSeg(NetConfig(num_classes=len(CLASSES)))
     ema = WeightAverage(model, config.ema_decay)
     optimizer = _optimizer(model, config)
     step = 0
@@ -158,9 +120,7 @@ def train(
         step = state["step"]
     if samples is None:
         workers = min(2, os.cpu_count() or 1)
-        samples = build_split(
-            config.train_images, config.seed, config.input_hw, scene_config, workers, progress, recipe.preprocess
-        )
+        samples = build_split(config.train_images, config.seed, config.input_hw, scene_config, workers, progress)
     steps_per_epoch = max(1, len(samples) // config.batch)
     total = steps_per_epoch * config.epochs
 
@@ -175,7 +135,6 @@ def train(
                 "step": step,
                 "train_config": dataclasses.asdict(config),
                 "classes": list(CLASSES),
-                **({} if head == "yolo" else {"head": head}),
             },
         )
 
@@ -192,7 +151,10 @@ def train(
             batch = collate([samples[i] for i in order[pos * config.batch : (pos + 1) * config.batch]], flips)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, config)
-            loss, parts = recipe.loss(model, batch)
+            levels, protos = model(batch["images"])
+            loss, parts = segmentation_loss(
+                levels, protos, batch["boxes"], batch["classes"], batch["valid"], batch["masks"]
+            )
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss became {float(loss)} at step {step}; lower --lr, or resume from the last checkpoint"
