@@ -549,7 +549,7 @@ class SoloExport(nn.Module):
 def export_solov2(model: SoloV2, path: str | Path, input_hw: tuple[int, int], names: tuple[str, ...]) -> Path:
     """Write ``model`` as ONNX in the SOLOv2 raw-head layout: input ``input [1, 3, H, W]`` (normalised
     RGB), outputs ``cate_preds [1, G, C]``, ``kernel_preds [1, G, E]``, ``mask_feats [1, E, H/4, W/4]``;
-    metadata ``grids``, ``strides``, ``names``, ``imgsz`` (and the preprocessing, for readers that want it)."""
+    metadata ``grids``, ``strides``, ``names``, ``imgsz``, ``cate_activation`` ("sigmoid"), ``mask_stride``."""
     import onnx
 
     path = Path(path)
@@ -575,6 +575,8 @@ def export_solov2(model: SoloV2, path: str | Path, input_hw: tuple[int, int], na
         "imgsz": repr(list(input_hw)),
         "grids": repr(list(c.grids)),
         "strides": repr(list(c.strides)),
+        "cate_activation": "sigmoid",
+        "mask_stride": str(MASK_STRIDE),
         "task": "segment",
         "description": "edgeseg SoloParts: SOLOv2-style instance segmentation of synthetic factory parts",
         "author": "edgeseg",
