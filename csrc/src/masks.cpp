@@ -18,15 +18,19 @@
 #include "checks.hpp"
 #include "clones.hpp"
 #include "edgeseg/core.hpp"
+#include "resample.hpp"
 
 namespace edgeseg {
 namespace {
 
-constexpr int kTaps = 4;  // two chained bilinear resizes touch at most 3 source samples
+using detail::AxisPlan;
+using detail::kTaps;
+using detail::make_axis_plan;
 
-// Source position of output index `o` for a bilinear resize with half-pixel centres and the
-// given input/output scale, as PyTorch computes it (float arithmetic, clamped at 0 and at the
-// last input sample).
+}  // namespace
+
+namespace detail {
+
 void linear_source(float scale, int64_t o, int64_t in_len, int64_t* i0, int64_t* i1, float* w1) {
   float src = scale * (static_cast<float>(o) + 0.5f) - 0.5f;
   if (src < 0.f) src = 0.f;
@@ -35,19 +39,6 @@ void linear_source(float scale, int64_t o, int64_t in_len, int64_t* i0, int64_t*
   *w1 = std::clamp(src - static_cast<float>(*i0), 0.f, 1.f);
 }
 
-// Output indices [origin, origin + start.size()) of one axis: only the span the boxes cover, so
-// memory follows the boxes, not the image (a 1 x 2^28 image needs no 5 GB of plans for a tiny box).
-struct AxisPlan {
-  int64_t origin = 0;
-  std::vector<int32_t> start;  // first prototype index feeding each output index
-  std::vector<float> weight;   // kTaps weights per output index, zero-padded
-  int32_t start_at(int64_t o) const { return start[static_cast<size_t>(o - origin)]; }
-  const int32_t* starts_from(int64_t o) const { return start.data() + (o - origin); }
-  const float* weights_at(int64_t o) const { return weight.data() + (o - origin) * kTaps; }
-};
-
-// Output index o in [o_begin, o_end) of `out_len` <- crop [lo, hi) of the f-times upsampled axis
-// <- prototype axis. Each index depends on o alone, so any sub-span gives the same entries.
 AxisPlan make_axis_plan(int64_t proto_len, int64_t f, int64_t lo, int64_t hi, int64_t out_len,
                         int64_t o_begin, int64_t o_end) {
   AxisPlan plan;
@@ -87,6 +78,10 @@ AxisPlan make_axis_plan(int64_t proto_len, int64_t f, int64_t lo, int64_t hi, in
   }
   return plan;
 }
+
+}  // namespace detail
+
+namespace {
 
 // The reference's retina-mask geometry, for prototypes `stride` times smaller than the input.
 struct MaskGeometry {
