@@ -152,8 +152,11 @@ def test_bundled_solov2_model_segments_held_out_scenes():
 
     if not _family_ready():
         pytest.skip("edgeseg's SOLOv2 decoder is not available on this branch")
-    model = edgeseg.load(BUNDLED)
-    assert model.spec.names == CLASSES
+    from edgeseg import zoo
+
+    assert zoo.resolve("partseg-solov2").name == BUNDLED.name
+    model = edgeseg.load("partseg-solov2")
+    assert model.spec.names == CLASSES and model.spec.family == "solov2"
     ious = []
     for i in range(4):
         scene = render_scene(scene_seed(HELD_OUT_SEED, i))
@@ -165,3 +168,20 @@ def test_bundled_solov2_model_segments_held_out_scenes():
             best = max(((m & truth).sum() / (m | truth).sum() for m in found), default=0.0)
             ious.append(best)
     assert np.mean(ious) >= 0.8, ious
+
+
+def test_the_recipe_end_to_end_writes_model_card_and_metrics(tmp_path):
+    from edgeseg.train.recipe import SOLOV2_CARD, SOLOV2_NAME, make_solov2
+
+    if not _family_ready():
+        pytest.skip("edgeseg's SOLOv2 decoder is not available on this branch")
+    config = dataclasses.replace(TINY, epochs=1)
+    report = make_solov2(
+        tmp_path / "run", config, val_images=2, publish=tmp_path / "pub", progress=False,
+        command="edgeseg train --head solov2 --tiny",
+    )  # fmt: skip
+    for name in (SOLOV2_NAME, SOLOV2_CARD):
+        assert (tmp_path / "pub" / name).is_file()
+    card = (tmp_path / "pub" / SOLOV2_CARD).read_text()
+    assert "edgeseg train --head solov2 --tiny" in card and all(c in card for c in CLASSES)
+    assert "[24, 16, 12]" in card and 0 <= report.fp32_mask_map <= 1 and report.int8 is None
