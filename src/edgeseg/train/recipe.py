@@ -300,7 +300,7 @@ def solov2_card(
             "",
             f"- Command: `{command}`",
             f"- Input {h}x{w}, {config.train_images} training scenes (seed {config.seed}), {config.epochs} epochs, "
-            f"batch {config.batch}, AdamW lr {config.lr}, EMA {config.ema_decay}, flips.",
+            f"batch {config.batch}, AdamW lr {config.lr}, EMA {config.ema_decay}.",
             "- Trunk (backbone, neck, base mask features) taken from the bundled PartSeg model (trained on the same",
             "  training split only) and frozen, its outputs cached once per scene; trained from scratch: the category",
             "  and kernel branches and the mask features' coordinate MLP (SOLOv2's CoordConv). No flips.",
