@@ -29,7 +29,7 @@ from .errors import ImageError
 from .io import IMAGE_SUFFIXES, list_images, read_image, write_atomic, write_image
 from .model import load
 from .sources import is_video_file
-from .train.config import TrainConfig
+from .train.config import SOLOV2_DEFAULTS, TrainConfig
 from .videocli import add_parsers as add_video_parsers
 from .zoo import DEFAULT_MODEL
 
@@ -289,19 +289,31 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     try:
-        from .train.recipe import make_partseg
+        from .train.recipe import make_partseg, make_solov2
     except ImportError as exc:
         raise ImportError(f"edgeseg train needs PyTorch ({exc}): pip install 'edgeseg[train]'") from exc
 
+    base = SOLOV2_DEFAULTS if args.head == "solov2" else TRAIN_DEFAULTS
+
+    def pick(value: object, default: object) -> object:
+        return default if value is None else value
+
     config = TrainConfig(
-        input_hw=(args.imgsz[0], args.imgsz[1]), train_images=args.train_images, epochs=args.epochs,
-        batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads or 0,
+        input_hw=tuple(pick(args.imgsz, base.input_hw)), train_images=pick(args.train_images, base.train_images),
+        epochs=pick(args.epochs, base.epochs), batch=pick(args.batch, base.batch), lr=pick(args.lr, base.lr),
+        seed=args.seed, threads=args.threads or 0,
     )  # fmt: skip
     try:
-        report = make_partseg(
-            args.out, config, val_images=args.val_images, quantize=not args.no_quantize, publish=args.publish,
-            resume=not args.no_resume, progress=not args.quiet,
-        )  # fmt: skip
+        if args.head == "solov2":
+            report = make_solov2(
+                args.out, config, val_images=args.val_images, publish=args.publish, resume=not args.no_resume,
+                progress=not args.quiet,
+            )  # fmt: skip
+        else:
+            report = make_partseg(
+                args.out, config, val_images=args.val_images, quantize=not args.no_quantize, publish=args.publish,
+                resume=not args.no_resume, progress=not args.quiet,
+            )  # fmt: skip
     except KeyboardInterrupt as exc:
         print(f"edgeseg: {exc or 'interrupted'}", file=sys.stderr)
         return 130
@@ -545,20 +557,36 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT as it goes; running the same command again resumes an interrupted run.",
     )
     p.add_argument("--out", type=Path, default=Path("runs/partseg"), help="working folder (default runs/partseg)")
-    p.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs, help="epochs (default %(default)s)")
     p.add_argument(
-        "--train-images", type=int, default=TRAIN_DEFAULTS.train_images, help="training scenes (default %(default)s)"
+        "--head", choices=("yolo", "solov2"), default="yolo",
+        help="yolo: PartSeg (YOLOv8-seg layout, the bundled model); solov2: a SOLOv2-style model in the SOLOv2 "
+        "raw-head layout, its backbone started from PartSeg (default %(default)s)",
+    )  # fmt: skip
+    dflt = "(default {} for yolo, {} for solov2)"
+    p.add_argument(
+        "--epochs", type=int, default=None, help="epochs " + dflt.format(TRAIN_DEFAULTS.epochs, SOLOV2_DEFAULTS.epochs)
     )
-    p.add_argument("--val-images", type=int, default=200, help="held-out validation scenes (default 200)")
-    p.add_argument("--batch", type=int, default=TRAIN_DEFAULTS.batch, help="batch size (default %(default)s)")
-    p.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.lr, help="peak learning rate (default %(default)s)")
     p.add_argument(
-        "--imgsz", type=int, nargs=2, default=list(TRAIN_DEFAULTS.input_hw), metavar=("H", "W"),
-        help="network input height and width, multiples of 32 (default %(default)s)",
+        "--train-images", type=int, default=None,
+        help="training scenes " + dflt.format(TRAIN_DEFAULTS.train_images, SOLOV2_DEFAULTS.train_images),
+    )  # fmt: skip
+    p.add_argument("--val-images", type=int, default=200, help="held-out validation scenes (default 200)")
+    p.add_argument(
+        "--batch", type=int, default=None, help="batch size " + dflt.format(TRAIN_DEFAULTS.batch, SOLOV2_DEFAULTS.batch)
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate " + dflt.format(TRAIN_DEFAULTS.lr, SOLOV2_DEFAULTS.lr),
+    )
+    p.add_argument(
+        "--imgsz", type=int, nargs=2, default=None, metavar=("H", "W"),
+        help=f"network input height and width, multiples of 32 (default {list(TRAIN_DEFAULTS.input_hw)})",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="data and initialisation seed (default 0)")
     p.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: all cores)")
-    p.add_argument("--no-quantize", action="store_true", help="skip the INT8 model")
+    p.add_argument("--no-quantize", action="store_true", help="skip the INT8 model (solov2 makes none)")
     p.add_argument("--publish", type=Path, default=None, help="copy the models and card here (e.g. models/)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT has a checkpoint")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

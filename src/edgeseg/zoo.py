@@ -125,14 +125,14 @@ def _ultralytics(name: str, release: str, docs: str) -> ZooEntry:
     )
 
 
-def _bundled(name: str, filename: str, what: str) -> ZooEntry:
+def _bundled(name: str, filename: str, what: str, card: str = "partseg.md") -> ZooEntry:
     return ZooEntry(
         name=name,
         filename=filename,
         format="onnx",
         licence="Apache-2.0",
         description=f"edgeseg's own {what} model of 6 factory-part classes, trained on synthetic conveyor scenes "
-        "(bundled; card: models/partseg.md)",
+        f"(bundled; card: models/{card})",
         bundled=True,
     )
 
@@ -150,6 +150,7 @@ REGISTRY: dict[str, ZooEntry] = {
         _ultralytics("yolo11s-seg", "v8.3.0", "docs.ultralytics.com/models/yolo11"),
         _bundled("partseg", "partseg.onnx", "FP32"),
         _bundled("partseg-int8", "partseg-int8.onnx", "INT8"),
+        _bundled("partseg-solov2", "partseg-solov2.onnx", "SOLOv2-layout", "partseg-solov2.md"),
     )
 }
 

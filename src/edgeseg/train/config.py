@@ -33,3 +33,7 @@ class TrainConfig:
             raise ValueError(f"lr={self.lr}: use a learning rate in (0, 1)")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay={self.ema_decay}: must be in [0, 1)")
+
+
+#: ``edgeseg train --head solov2``'s defaults: only the heads train (the trunk is PartSeg's, frozen and cached).
+SOLOV2_DEFAULTS = TrainConfig(train_images=1600, epochs=6, batch=8, lr=2e-3)

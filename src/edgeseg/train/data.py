@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..preprocess import letterbox
+from ..preprocess import fit
+from ..spec import ULTRALYTICS_PREPROCESS, Preprocess
 from ..synthparts import Scene, SceneConfig, render_scene, scene_seed
 from .net import PROTO_STRIDE
 
@@ -25,9 +26,17 @@ class Sample:
     masks: np.ndarray  # (M, H / 4, W / 4) uint8: each instance's share of the prototype pixel, 0..255
 
 
-def prepare(scene: Scene, input_hw: tuple[int, int]) -> Sample:
-    """Letterbox a scene into the network's input and its instances into prototype-resolution targets."""
-    canvas, lb = letterbox(scene.image, input_hw)
+def prepare(scene: Scene, input_hw: tuple[int, int], pre: Preprocess = ULTRALYTICS_PREPROCESS) -> Sample:
+    """Fit a scene into the network's input as ``pre`` says (default: the Ultralytics letterbox) and its
+    instances into prototype-resolution targets. With ``pre.pad_value`` None (padding 0 after
+    normalization) the padding holds the mean pixel, which normalizes to ~0."""
+    canvas, lb = fit(scene.image, input_hw, pre)
+    if pre.pad_value is None:
+        mean = np.rint(pre.mean[::-1] if pre.rgb else pre.mean).astype(np.uint8)  # canvas is BGR
+        canvas[lb.pad_top + lb.new_h :] = mean
+        canvas[:, lb.pad_left + lb.new_w :] = mean
+        canvas[: lb.pad_top] = mean
+        canvas[:, : lb.pad_left] = mean
     sx, sy = lb.new_w / scene.image.shape[1], lb.new_h / scene.image.shape[0]
     boxes = scene.boxes.astype(np.float32) * np.float32([sx, sy, sx, sy])
     boxes += np.float32([lb.pad_left, lb.pad_top, lb.pad_left, lb.pad_top])
@@ -50,9 +59,9 @@ def prepare(scene: Scene, input_hw: tuple[int, int]) -> Sample:
     return Sample(image, boxes, scene.classes.astype(np.int64), masks)
 
 
-def _make(args: tuple[int, int, tuple[int, int], SceneConfig]) -> Sample:
-    seed, index, input_hw, config = args
-    return prepare(render_scene(scene_seed(seed, index), config), input_hw)
+def _make(args: tuple[int, int, tuple[int, int], SceneConfig, Preprocess]) -> Sample:
+    seed, index, input_hw, config, pre = args
+    return prepare(render_scene(scene_seed(seed, index), config), input_hw, pre)
 
 
 def build_split(
@@ -62,10 +71,11 @@ def build_split(
     config: SceneConfig | None = None,
     workers: int = 1,
     progress: bool = True,
+    pre: Preprocess = ULTRALYTICS_PREPROCESS,
 ) -> list[Sample]:
     """Render and prepare ``count`` scenes; scene ``i`` is ``scene_seed(seed, i)``, as in ``write_dataset``."""
     config = config or SceneConfig()
-    jobs = [(seed, i, input_hw, config) for i in range(count)]
+    jobs = [(seed, i, input_hw, config, pre) for i in range(count)]
     bar = dict(total=count, desc="rendering scenes", unit="img", disable=not progress, leave=False)
     if workers <= 1:
         return [_make(j) for j in tqdm(jobs, **bar)]
