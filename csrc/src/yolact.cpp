@@ -2,11 +2,10 @@
 // layers/box_utils.py (decode, jaccard, crop, sanitize_coordinates), layers/functions/detection.py
 // (Detect.detect, fast_nms, cc_fast_nms) and layers/output_utils.py (postprocess).
 //
-// Candidates: a (prior, class) pair whose score is above conf. yolact's Detect first keeps the
-// priors whose best class is above conf and then runs Fast NMS per class over all of them without
-// a second threshold (the comment in fast_nms says real deployments should add it); here the
-// second threshold is applied, as OpenVINO's yolact adapter does. A pair below conf can only be
-// suppressed by (never suppress) higher pairs of its class, so thresholding first is the same.
+// As Detect: the priors whose best class is above conf are the candidates, and Fast NMS (the
+// core's fast_nms) runs per class over all of them; yolact then adds no second threshold (its
+// comment in fast_nms says deployments should), so low per-class scores would fill max_det. Here
+// the second threshold is on (scores > conf), as OpenVINO's accuracy-checker adapter does.
 #include "edgeseg/yolact.hpp"
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include <utility>
 
 #include "checks.hpp"
+#include "edgeseg/nms_variants.hpp"
 #include "resample.hpp"
 
 namespace edgeseg {
@@ -48,45 +48,24 @@ inline void decode_box(const float* loc, const float* prior, float* box) {
   box[3] = h + box[1];
 }
 
-// box_utils.jaccard in float32 (no +1 on areas). NaN for two empty boxes, as there.
-inline float jaccard(const float* a, const float* b) {
-  const float iw = std::max(std::min(a[2], b[2]) - std::max(a[0], b[0]), 0.f);
-  const float ih = std::max(std::min(a[3], b[3]) - std::max(a[1], b[1]), 0.f);
-  const float inter = iw * ih;
-  const float area_a = (a[2] - a[0]) * (a[3] - a[1]);
-  const float area_b = (b[2] - b[0]) * (b[3] - b[1]);
-  return inter / (area_a + area_b - inter);
-}
-
-// Fast NMS over k boxes sorted by descending score: box j survives when its IoU with every
-// higher box i < j is <= iou, whether or not box i itself survived (the upper-triangular IoU
-// matrix, max per column). The zeroed lower triangle makes that maximum at least 0, and a NaN IoU
-// makes it NaN, which fails the test: such a box is dropped, as in the reference.
-void fast_nms_sorted(const float* boxes, int64_t k, float iou, std::vector<uint8_t>* keep) {
-  keep->assign(static_cast<size_t>(k), 0);
-  for (int64_t j = 0; j < k; ++j) {
-    bool ok = true;
-    for (int64_t i = 0; i < j && ok; ++i) {
-      const float v = jaccard(boxes + 4 * i, boxes + 4 * j);
-      ok = v <= iou;  // false for NaN
-    }
-    (*keep)[static_cast<size_t>(j)] = ok;
+// Row r of `boxes` as x1 y1 x2 y2: decoded against its prior when priors are given.
+inline void prior_box(const View2D& boxes, const View2D* priors, int64_t r, float* out) {
+  float raw[4];
+  row4(boxes, r, raw);
+  if (priors == nullptr) {
+    std::copy(raw, raw + 4, out);
+    return;
   }
+  float p[4];
+  row4(*priors, r, p);
+  decode_box(raw, p, out);
 }
 
 struct Cand {
   float score;
-  int64_t prior;
+  int64_t prior;  // index into the candidate priors
   int32_t cls;
 };
-
-// Descending score; ties by class, then prior (the reference's stable sort over class-major,
-// prior-ordered candidates).
-inline bool by_score(const Cand& a, const Cand& b) {
-  if (a.score != b.score) return a.score > b.score;
-  if (a.cls != b.cls) return a.cls < b.cls;
-  return a.prior < b.prior;
-}
 
 }  // namespace
 
@@ -125,91 +104,75 @@ Detections decode_yolact(const View2D& boxes, const View2D* priors, const View2D
                           std::to_string(opt.class_allowed.size()));
   auto allowed = [&](int64_t c) { return opt.class_allowed.empty() || opt.class_allowed[c] != 0; };
 
-  // Candidates, class-major: per class (cross_class: one list of best classes).
-  std::vector<std::vector<Cand>> lists(opt.cross_class ? 1 : static_cast<size_t>(num_classes));
+  // Detect.detect: the priors whose best (allowed) foreground score is above conf.
+  std::vector<int64_t> cand;
+  const bool plain = conf.dtype == DType::kFloat32 && opt.class_allowed.empty();
   for (int64_t r = 0; r < n; ++r) {
-    if (opt.cross_class) {
-      // cc_fast_nms: the best class of each prior (first on ties, as torch.max / argmax).
-      float best = -std::numeric_limits<float>::infinity();
-      int64_t best_c = -1;
+    float best = -std::numeric_limits<float>::infinity();
+    if (plain) {
+      // Most priors are background: a tight loop over the row finds them (a NaN row never
+      // passes, as NaN > conf is false in the reference too).
+      const float* row = static_cast<const float*>(conf.data) + r * conf.stride_row;
+      for (int64_t c = 1; c <= num_classes; ++c) {
+        const float v = row[c * conf.stride_col];
+        best = v > best ? v : best;
+      }
+    } else {
       for (int64_t c = 0; c < num_classes; ++c) {
-        if (!allowed(c)) continue;
         const float v = conf.at(r, c + 1);
-        if (v > best) best = v, best_c = c;
+        if (allowed(c)) best = v > best ? v : best;
       }
-      if (best_c >= 0 && best > opt.conf)
-        lists[0].push_back({best, r, static_cast<int32_t>(best_c)});
-      continue;
     }
-    for (int64_t c = 0; c < num_classes; ++c) {
-      const float v = conf.at(r, c + 1);
-      if (v > opt.conf && allowed(c)) lists[static_cast<size_t>(c)].push_back({v, r, 0});
-    }
+    if (best > opt.conf) cand.push_back(r);
   }
-  if (!opt.cross_class) {
-    for (size_t c = 0; c < lists.size(); ++c) {
-      for (Cand& k : lists[c]) k.cls = static_cast<int32_t>(c);
-    }
+  const int64_t m = static_cast<int64_t>(cand.size());
+  std::vector<float> cand_boxes(static_cast<size_t>(4 * m));
+  for (int64_t i = 0; i < m; ++i) prior_box(boxes, priors, cand[i], cand_boxes.data() + 4 * i);
+  // Their scores, one column per class (a class left out scores -1: never above conf).
+  std::vector<float> scores(static_cast<size_t>(m * num_classes));
+  for (int64_t i = 0; i < m; ++i) {
+    float* row = scores.data() + i * num_classes;
+    for (int64_t c = 0; c < num_classes; ++c) row[c] = allowed(c) ? conf.at(cand[i], c + 1) : -1.f;
   }
 
-  // Per list: sort, keep the top_k, decode their boxes, NMS.
   std::vector<Cand> kept;
-  std::vector<float> cand_boxes;
-  std::vector<uint8_t> keep;
-  std::vector<Cand> all;  // greedy NMS: every candidate, NMS-ed together below
-  for (auto& list : lists) {
-    if (list.empty()) continue;
-    std::sort(list.begin(), list.end(), by_score);
-    if (opt.fast && static_cast<int64_t>(list.size()) > opt.top_k)
-      list.resize(static_cast<size_t>(opt.top_k));
-    if (!opt.fast) {
-      all.insert(all.end(), list.begin(), list.end());
-      continue;
-    }
-    const int64_t k = static_cast<int64_t>(list.size());
-    cand_boxes.resize(static_cast<size_t>(4 * k));
-    for (int64_t i = 0; i < k; ++i) {
-      float b[4], p[4];
-      row4(boxes, list[static_cast<size_t>(i)].prior, b);
-      if (priors != nullptr) {
-        row4(*priors, list[static_cast<size_t>(i)].prior, p);
-        decode_box(b, p, cand_boxes.data() + 4 * i);
-      } else {
-        std::copy(b, b + 4, cand_boxes.data() + 4 * i);
-      }
-    }
-    fast_nms_sorted(cand_boxes.data(), k, opt.iou, &keep);
-    for (int64_t i = 0; i < k; ++i) {
-      if (keep[static_cast<size_t>(i)]) kept.push_back(list[static_cast<size_t>(i)]);
-    }
-  }
-  if (!opt.fast && !all.empty()) {
-    // Greedy per-class NMS (yolact's traditional_nms, without its +1 pixel areas) by the core.
-    std::sort(all.begin(), all.end(), by_score);
-    const int64_t m = static_cast<int64_t>(all.size());
-    std::vector<float> b(static_cast<size_t>(4 * m));
-    std::vector<int32_t> cls(static_cast<size_t>(m));
-    std::vector<int64_t> order(static_cast<size_t>(m));
+  if (opt.fast) {
+    // Detect.fast_nms (cc_fast_nms when cross_class) by the core's Fast NMS over the score matrix.
+    FastNmsOptions fo;
+    fo.iou = opt.iou;
+    fo.top_k = opt.top_k;
+    fo.max_det = opt.max_det;
+    fo.agnostic = opt.cross_class;
+    fo.conf = opt.conf;  // the second threshold (see the top of this file)
+    const NmsResult res =
+        fast_nms(ScoredBoxes{cand_boxes.data(), scores.data(), nullptr, m, num_classes}, fo);
+    for (int64_t i = 0; i < res.size(); ++i)
+      kept.push_back({res.scores[i], res.keep[i], res.classes[i]});
+  } else {
+    // Greedy per-class NMS (yolact's traditional_nms, without its +1 pixel areas): the (prior,
+    // class) pairs above conf, best first, through the core's greedy NMS.
+    std::vector<Cand> pairs;
     for (int64_t i = 0; i < m; ++i) {
-      float raw[4], p[4];
-      row4(boxes, all[static_cast<size_t>(i)].prior, raw);
-      if (priors != nullptr) {
-        row4(*priors, all[static_cast<size_t>(i)].prior, p);
-        decode_box(raw, p, b.data() + 4 * i);
-      } else {
-        std::copy(raw, raw + 4, b.data() + 4 * i);
+      for (int64_t c = 0; c < num_classes; ++c) {
+        const float v = scores[static_cast<size_t>(i * num_classes + c)];
+        if (v > opt.conf) pairs.push_back({v, i, static_cast<int32_t>(c)});
       }
-      cls[static_cast<size_t>(i)] = all[static_cast<size_t>(i)].cls;
-      order[static_cast<size_t>(i)] = i;
     }
-    for (int64_t i : nms_ordered(b.data(), cls.data(), order.data(), m, opt.iou, m, false))
-      kept.push_back(all[static_cast<size_t>(i)]);
+    std::stable_sort(pairs.begin(), pairs.end(),
+                     [](const Cand& a, const Cand& b) { return a.score > b.score; });
+    const int64_t np = static_cast<int64_t>(pairs.size());
+    std::vector<float> b(static_cast<size_t>(4 * np));
+    std::vector<int32_t> cls(static_cast<size_t>(np));
+    std::vector<int64_t> order(static_cast<size_t>(np));
+    for (int64_t i = 0; i < np; ++i) {
+      std::copy_n(cand_boxes.data() + 4 * pairs[i].prior, 4, b.data() + 4 * i);
+      cls[i] = pairs[i].cls;
+      order[i] = i;
+    }
+    for (int64_t i :
+         nms_ordered(b.data(), cls.data(), order.data(), np, opt.iou, opt.max_det, opt.cross_class))
+      kept.push_back(pairs[i]);
   }
-
-  // All classes together: the max_det highest scores.
-  std::stable_sort(kept.begin(), kept.end(), by_score);
-  if (static_cast<int64_t>(kept.size()) > opt.max_det)
-    kept.resize(static_cast<size_t>(opt.max_det));
 
   Detections d;
   const int64_t nk = static_cast<int64_t>(kept.size()), nm = coeffs.cols;
@@ -219,20 +182,12 @@ Detections decode_yolact(const View2D& boxes, const View2D* priors, const View2D
   d.classes.resize(static_cast<size_t>(nk));
   d.coeffs.resize(static_cast<size_t>(nk * nm));
   for (int64_t i = 0; i < nk; ++i) {
-    const Cand& c = kept[static_cast<size_t>(i)];
-    float raw[4], p[4];
-    row4(boxes, c.prior, raw);
-    float* box = d.boxes.data() + 4 * i;
-    if (priors != nullptr) {
-      row4(*priors, c.prior, p);
-      decode_box(raw, p, box);
-    } else {
-      std::copy(raw, raw + 4, box);
-    }
+    const Cand& c = kept[static_cast<size_t>(i)];  // c.prior: index into cand
+    std::copy_n(cand_boxes.data() + 4 * c.prior, 4, d.boxes.data() + 4 * i);
     d.scores[static_cast<size_t>(i)] = c.score;
     d.classes[static_cast<size_t>(i)] = c.cls;
     for (int64_t k = 0; k < nm; ++k)
-      d.coeffs[static_cast<size_t>(i * nm + k)] = coeffs.at(c.prior, k);
+      d.coeffs[static_cast<size_t>(i * nm + k)] = coeffs.at(cand[c.prior], k);
   }
   return d;
 }
