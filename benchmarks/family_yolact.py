@@ -40,26 +40,26 @@ TARGET = 10.0  # edgeseg at least 10x faster than the reference
 
 def reference(model: edgeseg.Model, outputs: list[np.ndarray], image_hw: tuple[int, int]):
     """The reference postprocess of one image's outputs (priors: the output's, or yolact's make_priors)."""
-    L, d = model.spec.layout, model.spec.defaults
-    if L.boxes_decoded:
+    lay, d = model.spec.layout, model.spec.defaults
+    if lay.boxes_decoded:
         priors = None
-    elif L.priors_output is not None:
-        priors = outputs[L.priors_output].reshape(-1, 4)
+    elif lay.priors_output is not None:
+        priors = outputs[lay.priors_output].reshape(-1, 4)
     else:
         side = model.spec.imgsz[0]
         priors = reference.priors.get(side)
         if priors is None:
             priors = reference.priors[side] = ref.make_priors_loop(side, [[s] for s in (24, 48, 96, 192, 384)], True)
     det = ref.detect(
-        outputs[L.boxes_output][0],
-        outputs[L.conf_output][0],
-        outputs[L.mask_output][0],
+        outputs[lay.boxes_output][0],
+        outputs[lay.conf_output][0],
+        outputs[lay.mask_output][0],
         priors,
         conf_thresh=d.conf,
         iou=d.iou,
         max_det=d.max_det,
     )
-    return ref.postprocess(*det, outputs[L.proto_output][0], *image_hw)
+    return ref.postprocess(*det, outputs[lay.proto_output][0], *image_hw)
 
 
 reference.priors = {}  # the reference's priors, made once per input side (as yolact caches them)
@@ -88,8 +88,12 @@ def main() -> int:
             dets.append(len(result.boxes))
             ours_bytes.append(result.masks.nbytes)
             ref_bytes.append(masks.size * 4)  # the reference's float masks before thresholding
-            ours_ms.append(median_ms(lambda o=outputs, b=boxes: model.postprocess(o, b, options), args.repeats, True))
-            ref_ms.append(median_ms(lambda o=outputs, s=image.shape[:2]: reference(model, o, s), args.repeats, True))
+            ours_ms.append(
+                median_ms(lambda o=outputs, b=boxes, m=model, op=options: m.postprocess(o, b, op), args.repeats, True)
+            )
+            ref_ms.append(
+                median_ms(lambda o=outputs, s=image.shape[:2], m=model: reference(m, o, s), args.repeats, True)
+            )
         per_image = [r / o for r, o in zip(ref_ms, ours_ms)]
         row = {
             "layout": name,
@@ -109,7 +113,8 @@ def main() -> int:
         print(
             f"{name:14s} {row['images']} images, {row['detections_median']:g} detections: edgeseg "
             f"{row['edgeseg_ms_median']:.2f} ms, reference {row['reference_ms_median']:.1f} ms, "
-            f"x{row['speedup_median']} (min x{row['speedup_min']}); masks {row['edgeseg_mask_bytes_median'] / 1e3:.0f} kB "
+            f"x{row['speedup_median']} (min x{row['speedup_min']}); "
+            f"masks {row['edgeseg_mask_bytes_median'] / 1e3:.0f} kB "
             f"vs {row['reference_mask_bytes_median'] / 1e6:.1f} MB"
         )
     write_json(
@@ -117,7 +122,11 @@ def main() -> int:
         {
             "benchmark": "family_yolact",
             "command": "python benchmarks/family_yolact.py " + " ".join(sys.argv[1:]),
-            "machine": {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()},
+            "machine": {
+                "platform": platform.platform(),
+                "processor": platform.processor(),
+                "python": platform.python_version(),
+            },
             "versions": versions(("edgeseg", "numpy", "onnxruntime")),
             "git": git_state(ROOT),
             "results": rows,

@@ -13,11 +13,11 @@ import pytest
 from onnx import TensorProto, helper
 
 import edgeseg
+import reference_yolact as ref
 from edgeseg import _core
 from edgeseg.errors import ModelError
 from edgeseg.heads.yolact import BASE_SCALES, YOLACT_PREPROCESS, conv_sizes, image_boxes, make_priors, prior_scales
 
-import reference_yolact as ref
 from conftest import IMAGES, MODELS, ROOT, require_shared
 from parity import box_iou
 
@@ -51,19 +51,19 @@ def _compare(model: edgeseg.Model, path: Path, **settings) -> tuple[int, list[fl
     tensor, boxes = model.preprocess([image])
     outputs = model.infer(tensor)
     ours = model.postprocess(outputs, boxes, model.options(**settings))[0]
-    L = model.spec.layout
+    lay = model.spec.layout
     d = model.spec.defaults
     det = ref.detect(
-        outputs[L.boxes_output][0],
-        outputs[L.conf_output][0],
-        outputs[L.mask_output][0],
+        outputs[lay.boxes_output][0],
+        outputs[lay.conf_output][0],
+        outputs[lay.mask_output][0],
         _reference_priors(model, outputs),
         conf_thresh=settings.get("conf", d.conf),
         iou=settings.get("iou", d.iou),
         max_det=settings.get("max_det", d.max_det),
         cross_class=settings.get("agnostic", False),
     )
-    proto = outputs[L.proto_output][0]
+    proto = outputs[lay.proto_output][0]
     classes, scores, rboxes, rmasks = ref.postprocess(*det, proto, *image.shape[:2])
     assert len(ours.boxes) == len(scores), path.name
     np.testing.assert_array_equal(ours.class_ids, classes)
@@ -199,7 +199,10 @@ def test_almost_right_layouts_are_clear_errors(tmp_path) -> None:
         ({**good, "mask": [1, n, 7]}, r"mask coefficients mask \[1, \d+, 7\].*K=7.*proto \[1, 16, 16, 8\].*8 channels"),
         ({**good, "conf": [1, n + 3, 3]}, r"disagree on the number of priors N"),
         ({**good, "conf": [1, n, 1]}, r"needs a background column"),
-        ({**good, "loc": [1, n + 1, 4], "conf": [1, n + 1, 3], "mask": [1, n + 1, 8]}, rf"N={n + 1} priors.*yolact {n}"),
+        (
+            {**good, "loc": [1, n + 1, 4], "conf": [1, n + 1, 3], "mask": [1, n + 1, 8]},
+            rf"N={n + 1} priors.*yolact {n}",
+        ),
         ({**good, "priors": [n - 1, 4]}, rf"priors priors \[{n - 1}, 4\] float32 have {n - 1} rows.*N={n}"),
     ]
     for outputs, message in cases:

@@ -284,7 +284,9 @@ class YolactFamily:
         host_priors, summary = None, ""
         if priors_output is not None:
             if decoded:
-                raise ctx.unsupported("YOLACT export with decoded boxes and a priors output: pass options={'boxes': 'loc'}")
+                raise ctx.unsupported(
+                    "YOLACT export with decoded boxes and a priors output: pass options={'boxes': 'loc'}"
+                )
             ps = tuple(outs[priors_output].shape)
             rows = ps[-2] if len(ps) in (2, 3) else None
             if len(ps) not in (2, 3) or ps[-1] != 4 or (len(ps) == 3 and ps[0] not in (1, None)):
@@ -402,35 +404,35 @@ class YolactHead:
         self.spec = spec
         self.layout: YolactLayout = spec.layout
         outs = spec.outputs
-        L = self.layout
+        lay = self.layout
 
         def quant(i: int) -> tuple[float, int] | None:
             o = outs[i]
             return None if o.scale is None else (o.scale, o.zero_point)
 
-        self._boxes_quant, self._conf_quant = quant(L.boxes_output), quant(L.conf_output)
-        self._mask_quant, self._proto_quant = quant(L.mask_output), quant(L.proto_output)
-        self._conf_info = outs[L.conf_output]
+        self._boxes_quant, self._conf_quant = quant(lay.boxes_output), quant(lay.conf_output)
+        self._mask_quant, self._proto_quant = quant(lay.mask_output), quant(lay.proto_output)
+        self._conf_info = outs[lay.conf_output]
 
     def _priors(self, outputs: list[np.ndarray]) -> np.ndarray | None:
-        L = self.layout
-        if L.priors_output is not None:
-            return np.asarray(outputs[L.priors_output], np.float32).reshape(-1, 4)
-        return L.priors
+        lay = self.layout
+        if lay.priors_output is not None:
+            return np.asarray(outputs[lay.priors_output], np.float32).reshape(-1, 4)
+        return lay.priors
 
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        L = self.layout
+        lay = self.layout
         if options.nms not in ("fast", "box"):
             raise ValueError(f"YOLACT models support nms='fast' (the reference) or 'box', got {options.nms!r}")
-        priors = None if L.boxes_decoded else self._priors(outputs)
+        priors = None if lay.boxes_decoded else self._priors(outputs)
         d = _core.decode_yolact(
-            outputs[L.boxes_output][index],
-            outputs[L.conf_output][index],
-            outputs[L.mask_output][index],
+            outputs[lay.boxes_output][index],
+            outputs[lay.conf_output][index],
+            outputs[lay.mask_output][index],
             priors,
             conf_threshold=options.conf,
             iou=options.iou,
-            top_k=L.top_k,
+            top_k=lay.top_k,
             max_det=options.max_det,
             cross_class=options.agnostic,
             fast=options.nms == "fast",
@@ -439,11 +441,17 @@ class YolactHead:
             conf_quant=self._conf_quant,
             coefficients_quant=self._mask_quant,
         )
-        protos = outputs[L.proto_output][index]
-        protos = protos.transpose(2, 0, 1) if L.proto_nhwc else protos  # a view: the core reads strides
+        protos = outputs[lay.proto_output][index]
+        protos = protos.transpose(2, 0, 1) if lay.proto_nhwc else protos  # a view: the core reads strides
         image_hw = (lb.src_h, lb.src_w)
         ms = _core.yolact_masks(
-            protos, d.coefficients, d.boxes, image_hw, soft=options.soft_masks, drop_empty=False, quant=self._proto_quant
+            protos,
+            d.coefficients,
+            d.boxes,
+            image_hw,
+            soft=options.soft_masks,
+            drop_empty=False,
+            quant=self._proto_quant,
         )
         boxes = image_boxes(d.boxes, image_hw)
         masks = InstanceMasks(ms.rects, ms.offsets, ms.bits, image_hw, ms.probs, ms.areas)
