@@ -354,3 +354,39 @@ def decode_solov2(
     resized to the padded input (mask_feature x ``mask_stride``), cropped to the image, resized to the source and
     thresholded, box-cropped and bit-packed. ``nms``: Matrix NMS (``filter_thr``, ``kernel``, ``sigma``) or
     greedy by mask IoU, Fast NMS by mask IoU, greedy by box IoU (``iou``); ``nms_pre`` <= 0: no limit."""
+
+# --- yolact ---
+def decode_yolact(
+    boxes: npt.ArrayLike,
+    conf: npt.ArrayLike,
+    coefficients: npt.ArrayLike,
+    priors: npt.ArrayLike | None = None,
+    conf_threshold: float = 0.05,
+    iou: float = 0.5,
+    top_k: int = 200,
+    max_det: int = 100,
+    cross_class: bool = False,
+    fast: bool = True,
+    class_allowed: npt.ArrayLike | None = None,
+    boxes_quant: tuple[float, int] | None = None,
+    conf_quant: tuple[float, int] | None = None,
+    coefficients_quant: tuple[float, int] | None = None,
+) -> Detections:
+    """YOLACT's Detect for one image: ``boxes`` (N, 4) x1 y1 x2 y2 fractions of the input, or SSD offsets
+    decoded against ``priors`` (N, 4) cx cy w h (variances 0.1, 0.2); ``conf`` (N, 1 + C) probabilities,
+    background first; ``coefficients`` (N, K). Priors whose best class is > ``conf_threshold``, Fast NMS
+    per class (``top_k`` each; ``cross_class``: one set; second threshold on), the ``max_det`` best;
+    ``fast=False``: greedy NMS. Detections' boxes are fractions of the input, class ids 0-based."""
+
+def yolact_masks(
+    prototypes: npt.ArrayLike,
+    coefficients: npt.ArrayLike,
+    boxes: npt.ArrayLike,
+    image_hw: tuple[int, int],
+    soft: bool = False,
+    drop_empty: bool = False,
+    quant: tuple[float, int] | None = None,
+) -> MaskSet:
+    """YOLACT's masks: sigmoid(prototypes (K, h, w) . coefficients (N, K)) zeroed outside each box (fractions,
+    widened by one prototype pixel), bilinear (half-pixel) to ``image_hw``, > 0.5; each crop covers what the
+    box's prototype window reaches. ``soft`` adds the interpolated probabilities."""
