@@ -28,7 +28,7 @@ from .errors import ImageError
 from .io import IMAGE_SUFFIXES, list_images, read_image, write_atomic, write_image
 from .model import load
 from .sources import is_video_file
-from .train.config import TrainConfig
+from .train.config import TRAIN_HEADS, TrainConfig
 from .videocli import add_parsers as add_video_parsers
 from .zoo import DEFAULT_MODEL
 
@@ -293,7 +293,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         input_hw=(args.imgsz[0], args.imgsz[1]), train_images=args.train_images, epochs=args.epochs,
-        batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads or 0,
+        batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads or 0, head=args.head,
     )  # fmt: skip
     try:
         report = make_partseg(
@@ -542,6 +542,11 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT as it goes; running the same command again resumes an interrupted run.",
     )
     p.add_argument("--out", type=Path, default=Path("runs/partseg"), help="working folder (default runs/partseg)")
+    p.add_argument(
+        "--head", choices=TRAIN_HEADS, default="yolo",
+        help="network and export layout: yolo (the bundled PartSeg, YOLOv8-seg layout) or yolact (YOLACT-style, "
+        "exported in the YOLACT layout, no INT8 model) (default yolo)",
+    )  # fmt: skip
     p.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS.epochs, help="epochs (default %(default)s)")
     p.add_argument(
         "--train-images", type=int, default=TRAIN_DEFAULTS.train_images, help="training scenes (default %(default)s)"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..preprocess import letterbox
+from ..preprocess import fit
+from ..spec import ULTRALYTICS_PREPROCESS, Preprocess
 from ..synthparts import Scene, SceneConfig, render_scene, scene_seed
 from .net import PROTO_STRIDE
 
@@ -25,9 +28,10 @@ class Sample:
     masks: np.ndarray  # (M, H / 4, W / 4) uint8: each instance's share of the prototype pixel, 0..255
 
 
-def prepare(scene: Scene, input_hw: tuple[int, int]) -> Sample:
-    """Letterbox a scene into the network's input and its instances into prototype-resolution targets."""
-    canvas, lb = letterbox(scene.image, input_hw)
+def prepare(scene: Scene, input_hw: tuple[int, int], pre: Preprocess = ULTRALYTICS_PREPROCESS) -> Sample:
+    """Resize a scene into the network's input as ``pre`` says (the Ultralytics letterbox by default) and its
+    instances into prototype-resolution targets."""
+    canvas, lb = fit(scene.image, input_hw, pre)
     sx, sy = lb.new_w / scene.image.shape[1], lb.new_h / scene.image.shape[0]
     boxes = scene.boxes.astype(np.float32) * np.float32([sx, sy, sx, sy])
     boxes += np.float32([lb.pad_left, lb.pad_top, lb.pad_left, lb.pad_top])
@@ -50,9 +54,9 @@ def prepare(scene: Scene, input_hw: tuple[int, int]) -> Sample:
     return Sample(image, boxes, scene.classes.astype(np.int64), masks)
 
 
-def _make(args: tuple[int, int, tuple[int, int], SceneConfig]) -> Sample:
-    seed, index, input_hw, config = args
-    return prepare(render_scene(scene_seed(seed, index), config), input_hw)
+def _make(args: tuple[int, int, tuple[int, int], SceneConfig, Preprocess]) -> Sample:
+    seed, index, input_hw, config, pre = args
+    return prepare(render_scene(scene_seed(seed, index), config), input_hw, pre)
 
 
 def build_split(
@@ -62,10 +66,11 @@ def build_split(
     config: SceneConfig | None = None,
     workers: int = 1,
     progress: bool = True,
+    pre: Preprocess = ULTRALYTICS_PREPROCESS,
 ) -> list[Sample]:
     """Render and prepare ``count`` scenes; scene ``i`` is ``scene_seed(seed, i)``, as in ``write_dataset``."""
     config = config or SceneConfig()
-    jobs = [(seed, i, input_hw, config) for i in range(count)]
+    jobs = [(seed, i, input_hw, config, pre) for i in range(count)]
     bar = dict(total=count, desc="rendering scenes", unit="img", disable=not progress, leave=False)
     if workers <= 1:
         return [_make(j) for j in tqdm(jobs, **bar)]
@@ -102,3 +107,33 @@ def collate(samples: list[Sample], rng: np.random.Generator | None = None) -> di
         "valid": torch.from_numpy(classes >= 0),
         "masks": torch.from_numpy(masks).float().div_(255.0),
     }
+
+
+def save_samples(path: Path, samples: list[Sample], key: str) -> None:
+    """Keep a rendered split next to the checkpoint (``key`` says what it was rendered with), so a resumed
+    or repeated run does not render it again."""
+    counts = np.array([len(s.classes) for s in samples], dtype=np.int64)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(
+        tmp,
+        key=np.array(key),
+        images=np.stack([s.image for s in samples]),
+        boxes=np.concatenate([s.boxes.reshape(-1, 4) for s in samples]),
+        classes=np.concatenate([s.classes for s in samples]),
+        masks=np.concatenate([s.masks for s in samples]),
+        counts=counts,
+    )
+    os.replace(tmp, path)
+
+
+def load_samples(path: Path, key: str) -> list[Sample] | None:
+    """The split ``save_samples`` kept, or None when there is none or it was rendered with other settings."""
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        if str(data["key"]) != key:
+            return None
+        images, boxes, classes, masks = data["images"], data["boxes"], data["classes"], data["masks"]
+        ends = np.cumsum(data["counts"])
+    starts = ends - np.diff(ends, prepend=0)
+    return [Sample(images[i], boxes[a:b], classes[a:b], masks[a:b]) for i, (a, b) in enumerate(zip(starts, ends))]
