@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "edgeseg/core.hpp"
+#include "edgeseg/track.hpp"  // MaskCrops
 
 namespace edgeseg_py {
 
@@ -272,6 +273,42 @@ inline const edgeseg::Letterbox& to_letterbox(const py::handle& obj) {
     throw InvalidArgument("letterbox must be a Letterbox (from make_letterbox), got " +
                           describe(obj));
   return obj.cast<const edgeseg::Letterbox&>();
+}
+
+// Crops given as (rects (N, 4) int32, offsets (N + 1,) int64, bits (B,) uint8). Rects and offsets
+// are copied (a few bytes per mask): the core reads them after its checks with the GIL released,
+// and another thread writing them in between must not turn checked offsets into wild reads.
+struct CropArgs {
+  std::vector<int32_t> rects;
+  std::vector<int64_t> offsets;
+  py::array bits;
+  edgeseg::MaskCrops crops() const {
+    edgeseg::MaskCrops c;
+    c.rects = rects.data();
+    c.offsets = offsets.data();
+    c.bits = static_cast<const uint8_t*>(bits.data());
+    c.bits_size = bits.shape(0);
+    return c;
+  }
+};
+
+inline CropArgs crop_args(const py::object& rects_obj, const py::object& offsets_obj,
+                          const py::object& bits_obj, int64_t n, const std::string& what) {
+  CropArgs a;
+  py::array rects = contiguous<int32_t>(rects_obj, 2, (what + " rects").c_str());
+  py::array offsets = contiguous<int64_t>(offsets_obj, 1, (what + " offsets").c_str());
+  a.bits = contiguous<uint8_t>(bits_obj, 1, (what + " bits").c_str());
+  if (rects.shape(1) != 4 || (n >= 0 && rects.shape(0) != n) ||
+      offsets.shape(0) != rects.shape(0) + 1)
+    throw InvalidArgument(what + " must have rects of shape (N, 4) and offsets of shape (N + 1,)" +
+                          (n >= 0 ? " for N = " + std::to_string(n) + " detections" : "") +
+                          ", got rects " + std::string(py::str(rects.attr("shape"))) +
+                          " and offsets " + std::string(py::str(offsets.attr("shape"))));
+  const auto* r = static_cast<const int32_t*>(rects.data());
+  const auto* o = static_cast<const int64_t*>(offsets.data());
+  a.rects.assign(r, r + 4 * rects.shape(0));
+  a.offsets.assign(o, o + offsets.shape(0));
+  return a;
 }
 
 }  // namespace edgeseg_py

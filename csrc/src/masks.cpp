@@ -18,22 +18,14 @@
 #include "checks.hpp"
 #include "clones.hpp"
 #include "edgeseg/core.hpp"
+#include "resample.hpp"
 
 namespace edgeseg {
 namespace {
 
-constexpr int kTaps = 4;  // two chained bilinear resizes touch at most 3 source samples
+using detail::linear_source;
 
-// Source position of output index `o` for a bilinear resize with half-pixel centres and the
-// given input/output scale, as PyTorch computes it (float arithmetic, clamped at 0 and at the
-// last input sample).
-void linear_source(float scale, int64_t o, int64_t in_len, int64_t* i0, int64_t* i1, float* w1) {
-  float src = scale * (static_cast<float>(o) + 0.5f) - 0.5f;
-  if (src < 0.f) src = 0.f;
-  *i0 = std::min<int64_t>(static_cast<int64_t>(src), in_len - 1);
-  *i1 = *i0 + (*i0 < in_len - 1 ? 1 : 0);
-  *w1 = std::clamp(src - static_cast<float>(*i0), 0.f, 1.f);
-}
+constexpr int kTaps = 4;  // two chained bilinear resizes touch at most 3 source samples
 
 // Output indices [origin, origin + start.size()) of one axis: only the span the boxes cover, so
 // memory follows the boxes, not the image (a 1 x 2^28 image needs no 5 GB of plans for a tiny box).

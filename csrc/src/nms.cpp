@@ -51,6 +51,12 @@ std::vector<int64_t> nms_ordered(const float* boxes, const int32_t* classes, con
   }
   std::vector<int64_t> keep;
   if (n == 0 || max_det == 0) return keep;
+  // An IoU (rounded to float) is never above 1: nothing is suppressed, so skip the pairwise loop
+  // (callers that want every candidate in score order, such as the NMS variants, ask for this).
+  if (iou >= 1.f) {
+    keep.assign(order, order + std::min(n, max_det));
+    return keep;
+  }
   // Kept boxes grouped by class: a candidate only meets the boxes it can suppress it. Groups are
   // found by binary search in the sorted distinct classes (few, and no hashing per candidate).
   std::vector<int32_t> distinct;

@@ -154,3 +154,78 @@ class Tracker:
     def frame(self) -> int: ...
     @property
     def options(self) -> dict[str, float | int | bool]: ...
+
+# --- nms variants ---
+# Fast NMS (YOLACT), Matrix NMS (SOLOv2 / mmdet) over boxes or bit-packed masks, mask-IoU NMS
+# (csrc/include/edgeseg/nms_variants.hpp). Candidates are ordered by descending score, ties by
+# lower index; IoU is float32, 0 where the union is not positive (degenerate boxes, empty masks).
+
+class NmsResult(NamedTuple):
+    """Candidates kept by an NMS variant, best first."""
+
+    keep: npt.NDArray[np.int64]  # (K,) indices into the input candidates (rows of boxes / masks)
+    scores: npt.NDArray[np.float32]  # (K,) their scores (Matrix NMS: decayed)
+    class_ids: npt.NDArray[np.int32]  # (K,) their classes (a score matrix's column)
+
+def fast_nms(
+    boxes: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    class_ids: npt.ArrayLike | None = None,
+    iou: float = 0.5,
+    top_k: int = 200,
+    max_det: int = 100,
+    agnostic: bool = False,
+    conf: float | None = None,
+) -> NmsResult:
+    """YOLACT's Fast NMS: per class the ``top_k`` best candidates; one is kept when its largest IoU with any
+    higher-scored candidate of its class is <= ``iou``; then the best ``max_det`` over all classes (-1: all).
+
+    ``scores`` is (N,) with ``class_ids`` (N,) (None: one class), or an (N, C) score matrix (``class_ids``
+    None) whose columns are separate candidate sets, as YOLACT's per-class scores. ``agnostic``: YOLACT's
+    cross-class mode (a matrix row's best class). ``conf``: YOLACT's second threshold (scores > conf)."""
+
+def matrix_nms(
+    boxes: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    class_ids: npt.ArrayLike | None = None,
+    kernel: Literal["gaussian", "linear"] = "gaussian",
+    sigma: float = 2.0,
+    pre_topk: int = -1,
+    max_det: int = -1,
+    filter_thr: float = -1.0,
+    agnostic: bool = False,
+) -> NmsResult:
+    """SOLOv2's Matrix NMS (mmdet ``mask_matrix_nms``) by box IoU: scores decayed by
+    min_i f(iou_ij) / f(compensate_i) over higher-scored same-class candidates; decayed scores < ``filter_thr``
+    dropped when it is > 0; best ``max_det`` (-1: all). ``pre_topk``: candidates entering (-1: all)."""
+
+def mask_matrix_nms(
+    rects: npt.ArrayLike,
+    offsets: npt.ArrayLike,
+    bits: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    class_ids: npt.ArrayLike | None = None,
+    kernel: Literal["gaussian", "linear"] = "gaussian",
+    sigma: float = 2.0,
+    pre_topk: int = -1,
+    max_det: int = -1,
+    filter_thr: float = -1.0,
+    agnostic: bool = False,
+) -> NmsResult:
+    """Matrix NMS as ``matrix_nms`` by the IoU of bit-packed crops (a MaskSet's rects, offsets, bits)."""
+
+def mask_nms(
+    rects: npt.ArrayLike,
+    offsets: npt.ArrayLike,
+    bits: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    class_ids: npt.ArrayLike | None = None,
+    iou: float = 0.5,
+    max_det: int = 300,
+    agnostic: bool = False,
+) -> NmsResult:
+    """Greedy NMS by the IoU of bit-packed crops: suppressed when the mask IoU with a kept mask of the same
+    class (any class when ``agnostic``) is > ``iou``; at most ``max_det`` kept (-1: all)."""
+
+def pairwise_mask_iou(rects: npt.ArrayLike, offsets: npt.ArrayLike, bits: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """(N, N) float32 IoU of every pair of N bit-packed crops (1 on the diagonal, 0 for empty masks)."""

@@ -17,6 +17,7 @@ import numpy as np
 from .cliargs import (
     add_detection_options,
     add_model_options,
+    add_nms_option,
     add_scene_size,
     detection_kwargs,
     load_model,
@@ -128,6 +129,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         save_predictions=args.save_predictions,
         strict=args.strict,
+        nms=args.nms,
     )
     print(f"model {Path(report.model).name}: {report.images} images, {report.detections} detections "
           f"(conf {report.conf}, iou {report.iou}, max_det {report.max_det}; {report.evaluator})")  # fmt: skip
@@ -405,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conf", type=float, default=0.001, help="score threshold (default 0.001, as for mAP)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--max-det", type=int, default=300, help="most detections per image (default 300)")
+    add_nms_option(p)
     p.add_argument("--per-class", action="store_true", help="also print box and mask AP50-95 per class")
     p.add_argument("--save-predictions", type=Path, default=None, help="write the predictions (COCO results JSON)")
     p.add_argument(
@@ -416,8 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json",
         action="store_true",
         help="print one JSON object as the last line: box_map50_95, box_map50, mask_map50_95, mask_map50, images, "
-        "detections, model, conf, iou, max_det, preprocess_ms, inference_ms, postprocess_ms, evaluator, per_class, "
-        "failed ([{file_name, error}] of the images skipped)",
+        "detections, model, conf, iou, max_det, nms, preprocess_ms, inference_ms, postprocess_ms, evaluator, "
+        "per_class, failed ([{file_name, error}] of the images skipped)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)

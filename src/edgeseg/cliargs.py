@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .model import Model, load
+from .spec import NMS_KINDS
 from .zoo import DEFAULT_MODEL
 
 MODEL_HELP = (
@@ -93,6 +94,18 @@ def make_output_dir(path: Path) -> Path:
     return path
 
 
+def add_nms_option(p: argparse.ArgumentParser) -> None:
+    """``--nms``: how overlapping candidates are suppressed (predict, eval, ...)."""
+    p.add_argument(
+        "--nms",
+        choices=NMS_KINDS,
+        default=None,
+        help="suppression: box (greedy by box IoU), fast (YOLACT's Fast NMS), matrix (SOLOv2's Matrix NMS: "
+        "scores decay with overlap) or mask (greedy by the IoU of the masks: occluded objects keep their "
+        "own instance); default: the family's (box for YOLO)",
+    )
+
+
 def add_detection_options(p: argparse.ArgumentParser, conf: float | None = None) -> None:
     family = "the model family's reference (0.25 for YOLO)"
     p.add_argument(
@@ -102,12 +115,7 @@ def add_detection_options(p: argparse.ArgumentParser, conf: float | None = None)
     p.add_argument(
         "--max-det", type=int, default=None, help="most instances per image (default: the family's, 300 for YOLO)"
     )
-    p.add_argument(
-        "--nms",
-        choices=("box", "fast", "matrix", "mask"),
-        default=None,
-        help="suppression: box IoU, Fast NMS (YOLACT), Matrix NMS (SOLOv2) or mask IoU (default: the family's)",
-    )
+    add_nms_option(p)
     p.add_argument("--classes", default=None, help="keep only these classes: comma-separated names or indices")
     p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
 

@@ -74,6 +74,7 @@ class EvalReport:
     evaluator: str
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
     failed: list[dict[str, str]] = field(default_factory=list)
+    nms: str = "box"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -136,6 +137,7 @@ def evaluate(
     save_predictions: str | Path | None = None,
     evaluator: str | None = None,
     strict: bool = False,
+    nms: str | None = None,
 ) -> EvalReport:
     """Run ``model`` on every image of a COCO-format dataset and compute box and mask mAP.
 
@@ -150,12 +152,14 @@ def evaluate(
         evaluator: ``"faster-coco-eval"`` or ``"pycocotools"``; default: the first installed.
         strict: raise ``ImageError`` at the first image that cannot be read, instead of skipping it and
             listing it in ``EvalReport.failed`` (the mAP then covers the images evaluated).
+        nms: ``"box"``, ``"fast"``, ``"matrix"`` or ``"mask"`` (see ``Model.__call__``); None: the family's.
 
     Raises:
         DatasetError: the annotations are not valid COCO (see ``load_annotations``), before any inference.
         FileNotFoundError: the annotations file, or images it lists, are missing.
         ImageError: no image could be read, or with ``strict``, one could not.
     """
+    nms = model.options(conf=conf, iou=iou, max_det=max_det, nms=nms).nms  # checked before any work
     coco_cls, eval_cls, backend = _coco_api(evaluator)
     images, annotations = Path(images), Path(annotations)
     if not annotations.is_file():
@@ -183,7 +187,7 @@ def evaluate(
     bar = tqdm(entries, desc="eval", unit="img", disable=not progress)
     for entry in bar:
         try:
-            result = model(images / entry["file_name"], conf=conf, iou=iou, max_det=max_det)
+            result = model(images / entry["file_name"], conf=conf, iou=iou, max_det=max_det, nms=nms)
         except ImageError as exc:
             # One unreadable file should not throw away a long run: skip it, say so, and leave its ground
             # truth out of the mAP (scoring it as "nothing detected" would understate the model).
@@ -249,6 +253,7 @@ def evaluate(
         evaluator=backend,
         per_class=per_class_ap,
         failed=failed,
+        nms=nms,
     )
 
 
