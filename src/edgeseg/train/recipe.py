@@ -12,7 +12,7 @@ from pathlib import Path
 from ..evaluate import EvalReport, evaluate
 from ..model import load
 from ..synthparts import CLASSES, SceneConfig, write_dataset
-from .trainer import HEADS, TrainConfig, train
+from .trainer import CHECKPOINT, HEADS, TrainConfig, load_checkpoint, train
 
 # The validation split's seed is far from any training seed, so the two splits never share a scene.
 VAL_SEED_OFFSET = 1_000_003
@@ -72,6 +72,8 @@ def make_partseg(
     started = time.perf_counter()
     model = train(out, config, scene_config, resume=resume, progress=progress)
     train_minutes = (time.perf_counter() - started) / 60
+    # A resumed run: the checkpoint knows the time of every session (older checkpoints: this one's only).
+    train_minutes = max(train_minutes, load_checkpoint(out / CHECKPOINT).get("train_seconds", 0.0) / 60)
 
     fp32_name, int8_name, card_name = FILES[config.head]
     fp32 = HEADS[config.head].export(model, out / fp32_name, config.input_hw, CLASSES)

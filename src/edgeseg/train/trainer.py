@@ -140,6 +140,7 @@ def train(
     ``samples`` replaces the rendered training split (tests, custom data); ``on_step(step, losses)``
     is called after every optimizer step.
     """
+    session_start = time.perf_counter()
     config = config or TrainConfig()
     config.validate()
     scene_config = scene_config or SceneConfig()
@@ -162,6 +163,7 @@ def train(
     ema = WeightAverage(model, config.ema_decay)
     optimizer = _optimizer(model, config)
     step = 0
+    prior_seconds = 0.0 if state is None else float(state.get("train_seconds", 0.0))
     if state is not None:
         model.load_state_dict(state["model"])
         ema.model.load_state_dict(state["ema"])
@@ -190,6 +192,9 @@ def train(
                 "ema_updates": ema.updates,
                 "optimizer": optimizer.state_dict(),
                 "step": step,
+                # Seconds spent in train() over every session (rendering included): a resumed run's card
+                # reports the whole training time, not the last session's.
+                "train_seconds": prior_seconds + time.perf_counter() - session_start,
                 "train_config": dataclasses.asdict(config),
                 "classes": list(CLASSES),
             },
