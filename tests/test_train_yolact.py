@@ -99,7 +99,7 @@ def test_loss_falls_when_fitting_one_batch(samples):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
     assert set(parts) == {"box", "conf", "mask", "sem", "pos"} and parts["pos"] > 0
 
