@@ -29,7 +29,7 @@ from .errors import ImageError
 from .io import IMAGE_SUFFIXES, list_images, read_image, write_atomic, write_image
 from .model import load
 from .sources import is_video_file
-from .train.config import SOLOV2_DEFAULTS, TrainConfig
+from .train.config import SOLOV2_DEFAULTS, TRAIN_HEADS, TrainConfig
 from .videocli import add_parsers as add_video_parsers
 from .zoo import DEFAULT_MODEL
 
@@ -301,7 +301,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         input_hw=tuple(pick(args.imgsz, base.input_hw)), train_images=pick(args.train_images, base.train_images),
         epochs=pick(args.epochs, base.epochs), batch=pick(args.batch, base.batch), lr=pick(args.lr, base.lr),
-        seed=args.seed, threads=args.threads or 0,
+        seed=args.seed, threads=args.threads or 0, head=args.head,
     )  # fmt: skip
     try:
         if args.head == "solov2":
@@ -558,11 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("runs/partseg"), help="working folder (default runs/partseg)")
     p.add_argument(
-        "--head", choices=("yolo", "solov2"), default="yolo",
-        help="yolo: PartSeg (YOLOv8-seg layout, the bundled model); solov2: a SOLOv2-style model in the SOLOv2 "
-        "raw-head layout, its backbone started from PartSeg (default %(default)s)",
+        "--head", choices=TRAIN_HEADS, default="yolo",
+        help="yolo: PartSeg (YOLOv8-seg layout, the bundled model); yolact: a YOLACT-style model in the YOLACT "
+        "layout (boxes/conf/mask/proto, no INT8 model); solov2: a SOLOv2-style model in the SOLOv2 raw-head "
+        "layout, its backbone started from PartSeg (default %(default)s)",
     )  # fmt: skip
-    dflt = "(default {} for yolo, {} for solov2)"
+    dflt = "(default {} for yolo and yolact, {} for solov2)"
     p.add_argument(
         "--epochs", type=int, default=None, help="epochs " + dflt.format(TRAIN_DEFAULTS.epochs, SOLOV2_DEFAULTS.epochs)
     )

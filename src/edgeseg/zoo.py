@@ -151,6 +151,7 @@ REGISTRY: dict[str, ZooEntry] = {
         _bundled("partseg", "partseg.onnx", "FP32"),
         _bundled("partseg-int8", "partseg-int8.onnx", "INT8"),
         _bundled("partseg-solov2", "partseg-solov2.onnx", "SOLOv2-layout", "partseg-solov2.md"),
+        _bundled("partseg-yolact", "partseg-yolact.onnx", "YOLACT-layout", "partseg-yolact.md"),
     )
 }
 

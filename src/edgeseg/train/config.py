@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The trainable heads (``edgeseg train --head``): "yolo" is the bundled PartSeg (YOLOv8-seg layout),
+# "yolact" a YOLACT-style network exported in the YOLACT layout with decoded boxes, "solov2" a SOLOv2-style
+# network (heads trained on PartSeg's frozen trunk, recipe.make_solov2) exported in the SOLOv2 flat layout.
+TRAIN_HEADS = ("yolo", "yolact", "solov2")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -20,9 +25,12 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: all cores
     checkpoint_every: int = 100  # steps
+    head: str = "yolo"
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
+        if self.head not in TRAIN_HEADS:
+            raise ValueError(f"head={self.head!r}: choose one of {', '.join(TRAIN_HEADS)}")
         h, w = self.input_hw
         if h % 32 or w % 32 or h < 64 or w < 64:
             raise ValueError(f"input size {h}x{w}: height and width must be multiples of 32, at least 64")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -112,3 +114,33 @@ def collate(samples: list[Sample], rng: np.random.Generator | None = None) -> di
         "valid": torch.from_numpy(classes >= 0),
         "masks": torch.from_numpy(masks).float().div_(255.0),
     }
+
+
+def save_samples(path: Path, samples: list[Sample], key: str) -> None:
+    """Keep a rendered split next to the checkpoint (``key`` says what it was rendered with), so a resumed
+    or repeated run does not render it again."""
+    counts = np.array([len(s.classes) for s in samples], dtype=np.int64)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(
+        tmp,
+        key=np.array(key),
+        images=np.stack([s.image for s in samples]),
+        boxes=np.concatenate([s.boxes.reshape(-1, 4) for s in samples]),
+        classes=np.concatenate([s.classes for s in samples]),
+        masks=np.concatenate([s.masks for s in samples]),
+        counts=counts,
+    )
+    os.replace(tmp, path)
+
+
+def load_samples(path: Path, key: str) -> list[Sample] | None:
+    """The split ``save_samples`` kept, or None when there is none or it was rendered with other settings."""
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        if str(data["key"]) != key:
+            return None
+        images, boxes, classes, masks = data["images"], data["boxes"], data["classes"], data["masks"]
+        ends = np.cumsum(data["counts"])
+    starts = ends - np.diff(ends, prepend=0)
+    return [Sample(images[i], boxes[a:b], classes[a:b], masks[a:b]) for i, (a, b) in enumerate(zip(starts, ends))]

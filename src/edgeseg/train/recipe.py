@@ -13,13 +13,18 @@ from ..evaluate import EvalReport, evaluate
 from ..model import load
 from ..spec import Preprocess
 from ..synthparts import CLASSES, SceneConfig, write_dataset
-from .export import export_onnx
-from .trainer import TrainConfig, train
+from .trainer import CHECKPOINT, HEADS, TrainConfig, load_checkpoint, train
 
 # The validation split's seed is far from any training seed, so the two splits never share a scene.
 VAL_SEED_OFFSET = 1_000_003
 FP32_NAME, INT8_NAME, CARD_NAME = "partseg.onnx", "partseg-int8.onnx", "partseg.md"
 SOLOV2_NAME, SOLOV2_CARD = "partseg-solov2.onnx", "partseg-solov2.md"
+# Per head: FP32 model, INT8 model (None: not made) and card. The YOLACT-style model is not quantized: its
+# softmax, decoded boxes and tanh coefficients would need their own float-tail rules in edgeseg quantize.
+FILES = {
+    "yolo": (FP32_NAME, INT8_NAME, CARD_NAME),
+    "yolact": ("partseg-yolact.onnx", None, "partseg-yolact.md"),
+}
 
 
 @dataclass
@@ -49,6 +54,9 @@ def make_partseg(
 ) -> RecipeReport:
     """Train PartSeg, export FP32 and INT8 ONNX, evaluate both on a held-out synthetic split, write the card.
 
+    With ``config.head == "yolact"`` the network is the YOLACT-style one (``train/yolact.py``), exported in the
+    YOLACT layout as ``partseg-yolact.onnx`` with its card ``partseg-yolact.md`` (no INT8 model).
+
     Args:
         out_dir: working folder (checkpoint, training log, datasets, models, card).
         config: training settings.
@@ -66,21 +74,24 @@ def make_partseg(
     started = time.perf_counter()
     model = train(out, config, scene_config, resume=resume, progress=progress)
     train_minutes = (time.perf_counter() - started) / 60
+    # A resumed run: the checkpoint knows the time of every session (older checkpoints: this one's only).
+    train_minutes = max(train_minutes, load_checkpoint(out / CHECKPOINT).get("train_seconds", 0.0) / 60)
 
-    fp32 = export_onnx(model, out / FP32_NAME, config.input_hw, CLASSES)
+    fp32_name, int8_name, card_name = FILES[config.head]
+    fp32 = HEADS[config.head].export(model, out / fp32_name, config.input_hw, CLASSES)
     val_seed = config.seed + VAL_SEED_OFFSET
     val_ann = write_dataset(out / "val", val_images, seed=val_seed, config=scene_config, progress=progress)
     reports = {"fp32": evaluate(load(fp32), out / "val" / "images", val_ann, progress=progress, per_class=True)}
     int8 = None
-    if quantize:
+    if quantize and int8_name is not None:
         from ..quantize import quantize as quantize_model
 
         write_dataset(out / "calib", calib_images, seed=config.seed, config=scene_config, progress=progress)
-        int8 = out / INT8_NAME
+        int8 = out / int8_name
         quantize_model(fp32, out / "calib" / "images", int8, calib_size=calib_images, progress=progress)
         reports["int8"] = evaluate(load(int8), out / "val" / "images", val_ann, progress=progress, per_class=True)
 
-    card = out / CARD_NAME
+    card = out / card_name
     params = sum(p.numel() for p in model.parameters())
     card.write_text(
         model_card(
@@ -111,6 +122,28 @@ def _command_line() -> str:
     return "edgeseg " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("edgeseg") else " ".join(sys.argv)
 
 
+_CARD_INTRO = {
+    "yolo": lambda params: [
+        "# PartSeg: synthetic factory parts (bundled with edgeseg)",
+        "",
+        f"A compact YOLOv8-seg-style instance segmentation network ({params / 1e6:.1f} M parameters) trained by",
+        "edgeseg's own code on scenes from edgeseg's own generator (`edgeseg.synthparts`). Its ONNX",
+        "export has the raw YOLOv8-seg head layout, so edgeseg's standard decoder runs it.",
+    ],
+    "yolact": lambda params: [
+        "# PartSeg-YOLACT: synthetic factory parts, YOLACT layout",
+        "",
+        f"A compact YOLACT-style instance segmentation network ({params / 1e6:.1f} M parameters: backbone,",
+        "FPN-lite P3-P5, 32 prototypes, softmax classes with background, SSD-encoded boxes on priors, tanh",
+        "coefficients; YOLACT's losses) trained by `edgeseg train --head yolact` on scenes from edgeseg's own",
+        "generator (`edgeseg.synthparts`). Its ONNX export has the YOLACT layout with priors and box decoding in",
+        "the graph (`boxes`, `conf`, `mask`, `proto` NHWC, as the OpenVINO model zoo's YOLACT), so edgeseg's",
+        "yolact decoder (Fast NMS, prototype masks cropped to the box) runs it.",
+    ],
+}
+_INPUT = {"yolo": "letterboxed", "yolact": "stretched, RGB, ImageNet mean / std"}
+
+
 def model_card(
     config: TrainConfig,
     scene_config: SceneConfig,
@@ -137,11 +170,7 @@ def model_card(
     h, w = config.input_hw
     return "\n".join(
         [
-            "# PartSeg: synthetic factory parts (bundled with edgeseg)",
-            "",
-            f"A compact YOLOv8-seg-style instance segmentation network ({params / 1e6:.1f} M parameters) trained by",
-            "edgeseg's own code on scenes from edgeseg's own generator (`edgeseg.synthparts`). Its ONNX",
-            "export has the raw YOLOv8-seg head layout, so edgeseg's standard decoder runs it.",
+            *_CARD_INTRO[config.head](params),
             "Licence: Apache-2.0, like the rest of edgeseg (no third-party weights or data went into it).",
             "",
             "## Classes",
@@ -162,13 +191,19 @@ def model_card(
             "## How it was made",
             "",
             f"- Command: `{command}`",
-            f"- Input {h}x{w} (letterboxed), {config.train_images} training scenes (seed {config.seed}), "
+            f"- Input {h}x{w} ({_INPUT[config.head]}), {config.train_images} training scenes (seed {config.seed}), "
             f"{config.epochs} epochs, batch {config.batch}, AdamW lr {config.lr}, EMA {config.ema_decay}.",
             f"- Training time (scene rendering included): {train_minutes:.1f} minutes on the CPU of the machine that "
             "ran the command.",
             f"- Scene settings: `{asdict(scene_config)}`",
-            "- INT8: `edgeseg quantize` (static QDQ, uint8 activations, int8 weights; the head's float tail",
-            "  kept in float), calibrated on training scenes (the first 64 of seed " + f"{config.seed}).",
+            *(
+                [
+                    "- INT8: `edgeseg quantize` (static QDQ, uint8 activations, int8 weights; the head's float tail",
+                    "  kept in float), calibrated on training scenes (the first 64 of seed " + f"{config.seed}).",
+                ]
+                if "int8" in reports
+                else []
+            ),
             "",
             "## Limits",
             "",

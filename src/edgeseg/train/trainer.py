@@ -9,19 +9,66 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..spec import ULTRALYTICS_PREPROCESS, Preprocess
 from ..synthparts import CLASSES, SceneConfig
+from . import yolact
 from .config import TrainConfig
-from .data import Sample, build_split, collate
+from .data import Sample, build_split, collate, load_samples, save_samples
+from .export import export_onnx
 from .loss import segmentation_loss
 from .net import NetConfig, PartSeg
 
 CHECKPOINT = "checkpoint.pt"
+SAMPLES = "train_samples.npz"
+
+
+@dataclass(frozen=True)
+class TrainHead:
+    """What differs between the trainable heads (``TrainConfig.head``); the loop, EMA, schedule, data and
+    checkpoints are shared.
+
+    Attributes:
+        build: ``(num_classes, input_hw) -> network``.
+        loss: ``(network outputs, batch) -> (total, parts)``; ``batch`` is ``data.collate``'s dict.
+        export: ``(network, path, input_hw, names) -> path``: the FP32 ONNX file in the head's layout.
+        preprocess: how training scenes become inputs (the family's resize), as the SDK will do at inference.
+        inputs: training images (RGB 0..1) into the network's input (the family's normalization).
+    """
+
+    build: Callable[[int, tuple[int, int]], torch.nn.Module]
+    loss: Callable[[Any, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+    export: Callable[[torch.nn.Module, Path, tuple[int, int], tuple[str, ...]], Path]
+    preprocess: Preprocess = ULTRALYTICS_PREPROCESS
+    inputs: Callable[[torch.Tensor], torch.Tensor] = lambda images: images
+
+
+def _yolo_loss(outputs: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    levels, protos = outputs
+    return segmentation_loss(levels, protos, batch["boxes"], batch["classes"], batch["valid"], batch["masks"])
+
+
+HEADS: dict[str, TrainHead] = {
+    "yolo": TrainHead(
+        build=lambda nc, hw: PartSeg(NetConfig(num_classes=nc)),
+        loss=_yolo_loss,
+        export=export_onnx,
+    ),
+    "yolact": TrainHead(
+        build=yolact.build,
+        loss=yolact.loss,
+        export=yolact.export_yolact,
+        preprocess=yolact.PREPROCESS,
+        inputs=yolact.normalize,
+    ),
+}
 
 
 class WeightAverage:
@@ -84,14 +131,16 @@ def train(
     progress: bool = True,
     samples: list[Sample] | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
-) -> PartSeg:
-    """Train PartSeg on synthetic scenes; returns the weight-averaged model, in eval mode.
+) -> torch.nn.Module:
+    """Train the network of ``config.head`` (PartSeg by default) on synthetic scenes; returns the
+    weight-averaged model, in eval mode.
 
     A checkpoint is written to ``out_dir/checkpoint.pt`` every ``checkpoint_every`` steps, at the end
     and on Ctrl-C; with ``resume`` a run continues from it (same data, same order, same schedule).
     ``samples`` replaces the rendered training split (tests, custom data); ``on_step(step, losses)``
     is called after every optimizer step.
     """
+    session_start = time.perf_counter()
     config = config or TrainConfig()
     config.validate()
     scene_config = scene_config or SceneConfig()
@@ -99,7 +148,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT
     state = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
-    if state is not None and state["train_config"] != dataclasses.asdict(config):
+    # Checkpoints written before heads existed trained the YOLO head.
+    if state is not None and {"head": "yolo", **state["train_config"]} != dataclasses.asdict(config):
         raise ValueError(
             f"{ckpt_path} was written with different settings {state['train_config']}; "
             "resume with those settings, or pass a new output folder (or --no-resume) to start over"
@@ -108,10 +158,12 @@ def train(
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
 
-    model = PartSeg(NetConfig(num_classes=len(CLASSES)))
+    head = HEADS[config.head]
+    model = head.build(len(CLASSES), config.input_hw)
     ema = WeightAverage(model, config.ema_decay)
     optimizer = _optimizer(model, config)
     step = 0
+    prior_seconds = 0.0 if state is None else float(state.get("train_seconds", 0.0))
     if state is not None:
         model.load_state_dict(state["model"])
         ema.model.load_state_dict(state["ema"])
@@ -119,8 +171,15 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
     if samples is None:
-        workers = min(2, os.cpu_count() or 1)
-        samples = build_split(config.train_images, config.seed, config.input_hw, scene_config, workers, progress)
+        key = repr((config.train_images, config.seed, config.input_hw, scene_config, head.preprocess))
+        samples = load_samples(out / SAMPLES, key)
+        if samples is None:
+            workers = min(2, os.cpu_count() or 1)
+            samples = build_split(
+                config.train_images, config.seed, config.input_hw, scene_config, workers, progress, head.preprocess
+            )
+            if config.head != "yolo":  # (the bundled model's recipe keeps its folder as it always was)
+                save_samples(out / SAMPLES, samples, key)
     steps_per_epoch = max(1, len(samples) // config.batch)
     total = steps_per_epoch * config.epochs
 
@@ -133,6 +192,9 @@ def train(
                 "ema_updates": ema.updates,
                 "optimizer": optimizer.state_dict(),
                 "step": step,
+                # Seconds spent in train() over every session (rendering included): a resumed run's card
+                # reports the whole training time, not the last session's.
+                "train_seconds": prior_seconds + time.perf_counter() - session_start,
                 "train_config": dataclasses.asdict(config),
                 "classes": list(CLASSES),
             },
@@ -151,10 +213,7 @@ def train(
             batch = collate([samples[i] for i in order[pos * config.batch : (pos + 1) * config.batch]], flips)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, config)
-            levels, protos = model(batch["images"])
-            loss, parts = segmentation_loss(
-                levels, protos, batch["boxes"], batch["classes"], batch["valid"], batch["masks"]
-            )
+            loss, parts = head.loss(model(head.inputs(batch["images"])), batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss became {float(loss)} at step {step}; lower --lr, or resume from the last checkpoint"
