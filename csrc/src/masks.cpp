@@ -32,7 +32,6 @@ using detail::make_axis_plan;
 
 namespace detail {
 
-
 AxisPlan make_axis_plan(int64_t proto_len, int64_t f, int64_t lo, int64_t hi, int64_t out_len,
                         int64_t o_begin, int64_t o_end) {
   AxisPlan plan;
