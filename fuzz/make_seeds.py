@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 import tinymodels  # noqa: E402
 
 CORPUS = HERE / "corpus"
-CORE_HARNESSES = ("decode_yolo", "decode_e2e", "nms", "letterbox", "masks", "rle", "track")
+CORE_HARNESSES = ("decode_yolo", "decode_e2e", "nms", "letterbox", "masks", "rle", "track", "families")
 COCO_IMAGES = ("000000000139.jpg", "000000000802.jpg", "000000011813.jpg")
 
 
