@@ -14,7 +14,7 @@ namespace {
 edgeseg::MaskStackView mask_stack(const py::object& obj, py::array* keep) {
   if (!py::isinstance<py::array>(obj)) throw InvalidArgument("masks must be a numpy array");
   py::object arr = obj;
-  if (py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<bool>()))
+  if (py::reinterpret_borrow<py::array>(obj).dtype().equal(py::dtype::of<bool>()))
     arr = obj.attr("view")(py::dtype::of<uint8_t>());  // same bytes: 0 / 1
   edgeseg::MaskStackView v;
   *keep = tensor(arr, 3, "masks", &v.dtype);  // float32, int8 or uint8

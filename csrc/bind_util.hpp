@@ -119,7 +119,8 @@ inline py::array checked(const py::handle& obj, int ndim, const char* name) {
   if (!py::isinstance<py::array>(obj))
     throw InvalidArgument(std::string(name) + " must be a numpy array");
   auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!a.dtype().equal(
+          py::dtype::of<T>()))  // equal, not is: unpickled arrays carry a new dtype object
     throw InvalidArgument(std::string(name) + " must have dtype " +
                           std::string(py::str(py::dtype::of<T>())) + ", got " +
                           std::string(py::str(a.dtype())));

@@ -546,3 +546,33 @@ def test_zero_stride_and_reversed_views_are_read_through_their_strides() -> None
     a = _core.assemble_masks(rev, coeffs, boxes, (32, 32), (8, 8), drop_empty=False)
     b = _core.assemble_masks(np.ascontiguousarray(rev), coeffs, boxes, (32, 32), (8, 8), drop_empty=False)
     np.testing.assert_array_equal(a[3], b[3])
+
+
+def test_f18_solov2_mask_stride_zero_is_a_value_error_not_sigfpe() -> None:
+    """decode_solov2 divided by mask_stride before rejecting it: 0 killed the process. fuzz_families."""
+    lb = _core.make_letterbox(20, 20, 32, 32, "keep_ratio")
+    args = ([np.zeros((2, 4, 4), np.float32)], [np.zeros((4, 4, 4), np.float32)], np.zeros((4, 8, 8), np.float32))
+    for stride in (0, -1):
+        with pytest.raises(ValueError, match="mask_stride must be in"):
+            _core.decode_solov2(*args, [8.0], lb, mask_stride=stride)
+
+
+def test_f19_solov2_empty_result_has_one_zero_offset() -> None:
+    """With no candidate above conf the MaskSet's offsets were read from an empty vector. fuzz_families."""
+    lb = _core.make_letterbox(43, 43, 24, 32, "keep_ratio")
+    r = _core.decode_solov2(
+        [np.full((2, 6, 6), -160, np.float32)], [np.ones((2, 6, 6), np.float32)], np.ones((2, 7, 8), np.float32),
+        [16.0], lb, 0.22, 27,
+    )  # fmt: skip
+    assert len(r.scores) == 0 and r.masks.offsets.tolist() == [0] and r.masks.bits.size == 0
+
+
+def test_f20_arrays_that_went_through_pickle_are_accepted() -> None:
+    """Dtypes were compared by identity, so an unpickled float32 array was 'not float32'. Found triaging
+    fuzz_families; it affected every entry point (multiprocessing, joblib)."""
+    import pickle
+
+    boxes = pickle.loads(pickle.dumps(np.array([[0, 0, 10, 10], [1, 1, 10, 10]], np.float32)))
+    scores = pickle.loads(pickle.dumps(np.array([0.9, 0.8], np.float32)))
+    assert _core.nms(boxes, scores, None, 0.5, 10, False).tolist() == [0]
+    assert _core.fast_nms(boxes, scores, iou=0.5).keep.tolist() == [0]

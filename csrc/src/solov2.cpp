@@ -347,6 +347,9 @@ Solov2Instances decode_solov2(const std::vector<Solov2Level>& levels, const Prot
     throw InvalidArgument("SOLOv2 needs 1 to " + std::to_string(kMaxLevels) + " levels, got " +
                           std::to_string(num_levels));
   check_view(mask_feat, "mask feature");
+  // Before the size checks below, which divide by it (fuzz finding: mask_stride 0 was a SIGFPE).
+  if (opt.mask_stride < 1 || opt.mask_stride > kMaxMaskStride)
+    throw InvalidArgument("mask_stride must be in [1, " + std::to_string(kMaxMaskStride) + "]");
   const int64_t channels = mask_feat.channels, fh = mask_feat.height, fw = mask_feat.width;
   int64_t hw;
   if (detail::mul_overflows(fh, fw, &hw) || hw > (int64_t{1} << 31) ||
@@ -411,7 +414,12 @@ Solov2Instances decode_solov2(const std::vector<Solov2Level>& levels, const Prot
     return a.g != b.g ? a.g < b.g : a.cls < b.cls;
   });
   const int64_t n = static_cast<int64_t>(cands.size());
-  if (n == 0 || opt.max_det == 0) return result;
+  if (n == 0 || opt.max_det == 0) {
+    // An empty MaskSet still has its K + 1 = 1 offsets (fuzz finding: they were left empty).
+    result.masks.offsets.assign(1, 0);
+    result.masks.prob_offsets.assign(1, 0);
+    return result;
+  }
 
   // ---- dynamic convolution, binarize, area filter, maskness --------------------------------
   std::vector<float> kernels(static_cast<size_t>(n * channels));
