@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from ..spec import Preprocess
 from ..synthparts import SceneConfig
 from .config import TrainConfig
 from .data import Sample
+from .export import write_onnx
 from .net import ConvBnAct, PoolPyramid, SplitBlock
 
 # MMDetection's ImageNet mean / std in RGB order (pixel units), as its SOLOv2 configs declare.
@@ -46,7 +46,6 @@ MMDET_MEAN = (123.675, 116.28, 103.53)
 MMDET_STD = (58.395, 57.12, 57.375)
 SOLOV2_PREPROCESS = Preprocess(resize="keep_ratio", pad_value=None, mean=MMDET_MEAN, std=MMDET_STD, rgb=True)
 MASK_STRIDE = 4
-OPSET = 17
 
 
 @dataclass(frozen=True)
@@ -550,25 +549,7 @@ def export_solov2(model: SoloV2, path: str | Path, input_hw: tuple[int, int], na
     """Write ``model`` as ONNX in the SOLOv2 raw-head layout: input ``input [1, 3, H, W]`` (normalised
     RGB), outputs ``cate_preds [1, G, C]``, ``kernel_preds [1, G, E]``, ``mask_feats [1, E, H/4, W/4]``;
     metadata ``grids``, ``strides``, ``names``, ``imgsz``, ``cate_activation`` ("sigmoid"), ``mask_stride``."""
-    import onnx
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = SoloExport(copy.deepcopy(model).cpu().eval())
-    tmp = path.with_suffix(".tmp.onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # see export.py: the TorchScript exporter, on purpose
-        torch.onnx.export(
-            wrapper,
-            (torch.zeros(1, 3, *input_hw),),
-            str(tmp),
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=["input"],
-            output_names=["cate_preds", "kernel_preds", "mask_feats"],
-            do_constant_folding=True,
-        )
-    proto = onnx.load(str(tmp))
     c = model.config
     meta = {
         "names": repr(dict(enumerate(names))),
@@ -579,15 +560,9 @@ def export_solov2(model: SoloV2, path: str | Path, input_hw: tuple[int, int], na
         "mask_stride": str(MASK_STRIDE),
         "task": "segment",
         "description": "edgeseg SoloParts: SOLOv2-style instance segmentation of synthetic factory parts",
-        "author": "edgeseg",
-        "license": "Apache-2.0",
     }
-    del proto.metadata_props[:]
-    for key, value in meta.items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(path))
-    tmp.unlink()
-    return path
+    outputs = ("cate_preds", "kernel_preds", "mask_feats")
+    return write_onnx(wrapper, path, input_hw, "input", outputs, meta)
 
 
 def matrix_nms(

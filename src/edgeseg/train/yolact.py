@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from ..spec import Preprocess
+from .export import write_onnx
 from .net import PROTO_STRIDE, ConvBnAct, PoolPyramid, SplitBlock
 
 # YOLACT's preprocessing: plain resize, RGB, ImageNet mean / std in pixel units.
@@ -311,40 +311,16 @@ def export_yolact(model: Yolact, path: str | Path, input_hw: tuple[int, int], na
     """Write ``model`` as FP32 ONNX: input ``images [1, 3, H, W]`` (stretched RGB, ImageNet-normalised),
     outputs ``boxes [1, N, 4]``, ``conf [1, N, nc + 1]``, ``mask [1, N, K]``, ``proto [1, H/4, W/4, K]``;
     metadata ``names``, ``imgsz``, ``task``, ``family``. Batch norms are folded into the convolutions."""
-    import onnx
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = YolactExport(copy.deepcopy(model).cpu().eval(), input_hw).eval()
-    tmp = path.with_suffix(".tmp.onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # see export.py: the TorchScript exporter is enough for this graph
-        torch.onnx.export(
-            wrapper,
-            (torch.zeros(1, 3, *input_hw),),
-            str(tmp),
-            dynamo=False,
-            opset_version=17,
-            input_names=["images"],
-            output_names=["boxes", "conf", "mask", "proto"],
-            do_constant_folding=True,
-        )
-    proto = onnx.load(str(tmp))
     meta = {
         "names": repr(dict(enumerate(names))),
         "imgsz": repr(list(input_hw)),
         "task": "segment",
         "family": "yolact",
         "description": "edgeseg YOLACT-style model: synthetic factory parts instance segmentation",
-        "author": "edgeseg",
-        "license": "Apache-2.0",
     }
-    del proto.metadata_props[:]
-    for key, value in meta.items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(path))
-    tmp.unlink()
-    return path
+    outputs = ("boxes", "conf", "mask", "proto")
+    return write_onnx(wrapper, path, input_hw, "images", outputs, meta)
 
 
 def build(num_classes: int, input_hw: tuple[int, int]) -> Yolact:
