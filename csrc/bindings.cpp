@@ -24,9 +24,13 @@ py::object decode_yolo(const py::object& pred, const py::object& num_classes_obj
                        const py::object& conf, const py::object& iou, const py::object& max_det,
                        const py::object& pre_nms_topk, const py::object& agnostic,
                        const py::object& class_allowed, const py::object& quant,
-                       const py::object& box_scale) {
-  py::array keep;
+                       const py::object& box_scale, const py::object& coeffs_obj,
+                       const py::object& coeffs_quant) {
+  py::array keep, keep_coeffs;
   const auto v = view2d(pred, quant, "prediction", &keep);
+  edgeseg::View2D coeffs;
+  const bool separate = !coeffs_obj.is_none();
+  if (separate) coeffs = view2d(coeffs_obj, coeffs_quant, "coefficients", &keep_coeffs);
   const int64_t num_classes = to_int64(num_classes_obj, "num_classes");
   auto opt = decode_options(conf, max_det, class_allowed, box_scale);
   opt.iou = to_float(iou, "iou");
@@ -35,7 +39,7 @@ py::object decode_yolo(const py::object& pred, const py::object& num_classes_obj
   edgeseg::Detections d;
   {
     py::gil_scoped_release release;
-    d = edgeseg::decode_yolo(v, num_classes, opt);
+    d = edgeseg::decode_yolo(v, num_classes, opt, separate ? &coeffs : nullptr);
   }
   return detections_to_python(std::move(d));
 }
@@ -469,7 +473,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("decode_yolo", &decode_yolo, py::arg("prediction"), py::arg("num_classes"), py::arg("conf"),
         py::arg("iou"), py::arg("max_det"), py::arg("pre_nms_topk"), py::arg("agnostic"),
         py::arg("class_allowed") = py::none(), py::arg("quant") = py::none(),
-        py::arg("box_scale") = py::make_tuple(1.f, 1.f));
+        py::arg("box_scale") = py::make_tuple(1.f, 1.f), py::arg("coefficients") = py::none(),
+        py::arg("coefficients_quant") = py::none());
   m.def("decode_yolo_e2e", &decode_yolo_e2e, py::arg("rows"), py::arg("num_classes"),
         py::arg("conf"), py::arg("max_det"), py::arg("class_allowed") = py::none(),
         py::arg("quant") = py::none(), py::arg("box_scale") = py::make_tuple(1.f, 1.f));
@@ -487,4 +492,5 @@ PYBIND11_MODULE(_core, m) {
   bind_yolact(m);
   bind_solov2(m);
   bind_dynamic_masks(m);
+  bind_split(m);
 }

@@ -66,3 +66,18 @@ def compare_image(ours: list[dict], ref: list[dict], image_id: int, out: Compari
         out.box_ious.append(float(ious[i, j]))
         out.score_errors.append(abs(ours[j]["score"] - ref[i]["score"]))
         out.mask_ious.append(float(mask_utils.iou([ours[j]["segmentation"]], [ref[i]["segmentation"]], [0])[0, 0]))
+
+
+def count_loose_matches(ours: list[dict], ref: list[dict], min_iou: float = 0.9) -> int:
+    """Reference detections matched one-to-one (by descending reference score) by one of ours with the same
+    class and box IoU >= ``min_iou``: a sanity measure that tolerates a few detections near the thresholds."""
+    if not ours or not ref:
+        return 0
+    xyxy = lambda d: [d["bbox"][0], d["bbox"][1], d["bbox"][0] + d["bbox"][2], d["bbox"][1] + d["bbox"][3]]  # noqa: E731
+    ious = box_iou(np.array([xyxy(d) for d in ref]), np.array([xyxy(d) for d in ours]))
+    taken: set[int] = set()
+    for i in np.argsort([-d["score"] for d in ref], kind="stable"):
+        cands = [j for j in np.argsort(-ious[i]) if j not in taken and ours[j]["category_id"] == ref[i]["category_id"]]
+        if cands and ious[i, cands[0]] >= min_iou:
+            taken.add(cands[0])
+    return len(taken)

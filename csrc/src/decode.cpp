@@ -4,10 +4,13 @@
 #include <numeric>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "checks.hpp"
 #include "clones.hpp"
 #include "edgeseg/core.hpp"
+#include "edgeseg/split.hpp"
 
 namespace edgeseg {
 namespace {
@@ -126,8 +129,8 @@ using Threshold = std::conditional_t<std::is_floating_point_v<T>, float, int32_t
 // read once by a pure max pass over blocks of anchors; class indices are found afterwards, and
 // only in blocks that have candidates. Returns whether any float score was NaN or infinite.
 template <typename T>
-bool best_class(const View2D& pred, int64_t num_classes, Threshold<T> thr, std::vector<T>& best,
-                std::vector<int32_t>& cls) {
+bool best_class(const View2D& pred, int64_t first_row, int64_t num_classes, Threshold<T> thr,
+                std::vector<T>& best, std::vector<int32_t>& cls) {
   const int64_t n = pred.cols;
   const T* data = static_cast<const T*>(pred.data);
   best.resize(static_cast<size_t>(n));
@@ -138,7 +141,7 @@ bool best_class(const View2D& pred, int64_t num_classes, Threshold<T> thr, std::
   constexpr T lowest = std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
                                                             : std::numeric_limits<T>::lowest();
   const auto row = [&](int32_t c, int64_t a0) {
-    return data + (int64_t{4} + c) * pred.stride_row + a0;  // 4 + c overflows int32 near 2^31
+    return data + (first_row + c) * pred.stride_row + a0;  // first_row + c overflows int32
   };
   if (pred.stride_col == 1) {
     constexpr int64_t kBlock = 2048;  // the running best stays in L1 for any element type
@@ -164,7 +167,7 @@ bool best_class(const View2D& pred, int64_t num_classes, Threshold<T> thr, std::
     }
   } else {
     for (int64_t a = 0; a < n; ++a) {
-      const T* col = data + a * pred.stride_col + 4 * pred.stride_row;
+      const T* col = data + a * pred.stride_col + first_row * pred.stride_row;
       T top = lowest;
       int32_t arg = 0;
       for (int32_t c = 0; c < num_classes; ++c) {
@@ -200,31 +203,51 @@ int32_t quantized_threshold(float conf, const Quant& q) {
   return hi + 1;  // nothing can pass
 }
 
+// The threshold a raw score of type T must be strictly above to pass `conf`.
 template <typename T>
-std::vector<Candidate> candidates(const View2D& pred, int64_t num_classes,
-                                  const DecodeOptions& opt) {
+Threshold<T> raw_threshold(float conf, const Quant& q) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return conf;
+  } else {
+    return quantized_threshold<T>(conf, q) - 1;
+  }
+}
+
+[[noreturn]] void throw_nonfinite_scores() {
+  throw InvalidArgument(
+      "model output has NaN or infinite class scores; the model or its quantization is broken "
+      "(run `edgeseg info MODEL` to inspect it)");
+}
+
+// Candidates among the anchors (columns) of `pred`, whose class scores are rows first_row ..
+// first_row + num_classes; anchor ids are offset by `anchor0`.
+template <typename T>
+void candidates(const View2D& pred, int64_t first_row, int64_t num_classes,
+                const DecodeOptions& opt, int32_t anchor0, std::vector<Candidate>& cand) {
   thread_local std::vector<T> best;
   thread_local std::vector<int32_t> cls;
-  Threshold<T> thr;
-  if constexpr (std::is_floating_point_v<T>) {
-    thr = opt.conf;
-  } else {
-    thr = quantized_threshold<T>(opt.conf, pred.quant) - 1;
-  }
-  if (best_class<T>(pred, num_classes, thr, best, cls))
-    throw InvalidArgument(
-        "model output has NaN or infinite class scores; the model or its quantization is broken "
-        "(run `edgeseg info MODEL` to inspect it)");
-  std::vector<Candidate> cand;
+  const Threshold<T> thr = raw_threshold<T>(opt.conf, pred.quant);
+  if (best_class<T>(pred, first_row, num_classes, thr, best, cls)) throw_nonfinite_scores();
   const T* b = best.data();
   const int32_t* k = cls.data();
   for (int64_t a = 0; a < pred.cols; ++a) {
     if (static_cast<Threshold<T>>(b[a]) > thr && allowed(opt, k[a])) {
       // only survivors are dequantized
-      cand.push_back({real(b[a], pred.quant), static_cast<int32_t>(a), k[a]});
+      cand.push_back({real(b[a], pred.quant), static_cast<int32_t>(anchor0 + a), k[a]});
     }
   }
-  return cand;
+}
+
+void candidates_of(const View2D& pred, int64_t first_row, int64_t num_classes,
+                   const DecodeOptions& opt, int32_t anchor0, std::vector<Candidate>& cand) {
+  switch (pred.dtype) {
+    case DType::kInt8:
+      return candidates<int8_t>(pred, first_row, num_classes, opt, anchor0, cand);
+    case DType::kUInt8:
+      return candidates<uint8_t>(pred, first_row, num_classes, opt, anchor0, cand);
+    default:
+      return candidates<float>(pred, first_row, num_classes, opt, anchor0, cand);
+  }
 }
 
 // Scores are probabilities (the graph ends in a sigmoid): a score above 1 means logits or a wrong
@@ -248,40 +271,21 @@ void check_finite(const float* v, int64_t n, const char* what) {
   }
 }
 
-}  // namespace
-
-Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt) {
-  check_view(pred, "prediction");
-  check_num_classes(num_classes);
-  if (pred.rows - 4 < num_classes)  // not rows < 4 + num_classes: that sum can overflow
-    throw InvalidArgument("prediction has " + std::to_string(pred.rows) +
-                          " features per anchor; expected at least 4 box + " +
-                          std::to_string(num_classes) + " class scores");
-  if (pred.cols > std::numeric_limits<int32_t>::max())
-    throw InvalidArgument("too many anchors (" + std::to_string(pred.cols) + ")");
-  check_options(opt, num_classes);
-  const int64_t nm = pred.rows - 4 - num_classes;
+// Candidates (in anchor order) -> Detections: ordered by descending score, the pre-NMS top k,
+// boxes made for those only (`box(anchor, out4)`), NMS, coefficients read for the kept ones only
+// (`coeff(anchor, c)`). `score_step` is the largest quantization step of the scores (0: float).
+template <typename BoxFn, typename CoeffFn>
+Detections select(std::vector<Candidate>& cand, int64_t nm, const DecodeOptions& opt,
+                  float score_step, BoxFn&& box, CoeffFn&& coeff) {
   Detections out;
   out.num_coeffs = nm;
-
-  std::vector<Candidate> cand;
-  switch (pred.dtype) {
-    case DType::kInt8:
-      cand = candidates<int8_t>(pred, num_classes, opt);
-      break;
-    case DType::kUInt8:
-      cand = candidates<uint8_t>(pred, num_classes, opt);
-      break;
-    default:
-      cand = candidates<float>(pred, num_classes, opt);
-  }
   // Candidates are in anchor order here; they are ordered by descending score with std::sort and a
   // comparator on the score alone, which is exactly how the reference (PyTorch's CPU argsort)
   // orders them, ties included. Ties are rare in float outputs and common in quantized ones,
   // where the order decides which of two equal-score overlapping boxes NMS keeps.
   auto by_score = [](const Candidate& x, const Candidate& y) { return x.score > y.score; };
   std::sort(cand.begin(), cand.end(), by_score);
-  if (!cand.empty()) check_score(cand[0].score, pred.quant, pred.dtype != DType::kFloat32);
+  if (!cand.empty()) check_score(cand[0].score, Quant{score_step, 0}, score_step > 0.f);
   if (static_cast<int64_t>(cand.size()) > opt.pre_nms_topk) {
     cand.resize(static_cast<size_t>(opt.pre_nms_topk));
     std::sort(cand.begin(), cand.end(), by_score);  // the reference sorts the kept ones again
@@ -292,15 +296,7 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
   std::vector<int32_t> cand_cls(static_cast<size_t>(m));
   std::vector<int64_t> order(static_cast<size_t>(m));
   for (int64_t i = 0; i < m; ++i) {
-    const int64_t a = cand[i].anchor;
-    // Scaled before halving, in this order, as the reference denormalizes and then converts.
-    const float cx = pred.at(0, a) * opt.box_scale_x, cy = pred.at(1, a) * opt.box_scale_y;
-    const float hw = pred.at(2, a) * opt.box_scale_x / 2, hh = pred.at(3, a) * opt.box_scale_y / 2;
-    float* b = boxes.data() + 4 * i;
-    b[0] = cx - hw;
-    b[1] = cy - hh;
-    b[2] = cx + hw;
-    b[3] = cy + hh;
+    box(cand[i].anchor, boxes.data() + 4 * i);
     cand_cls[i] = cand[i].cls;
     order[i] = i;
   }
@@ -309,7 +305,7 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
                                                 opt.iou, opt.max_det, opt.agnostic);
 
   const size_t k = keep.size();
-  int64_t coeff_count;  // k <= cols, nm <= rows, but rows * cols of a broadcast view may not fit
+  int64_t coeff_count;  // k <= anchors, but k * nm of a broadcast view may not fit
   if (detail::mul_overflows(static_cast<int64_t>(k), nm, &coeff_count))
     throw InvalidArgument("too many mask coefficients (" + std::to_string(nm) + " per detection)");
   out.boxes.resize(4 * k);
@@ -321,10 +317,162 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
     std::copy_n(boxes.data() + 4 * i, 4, out.boxes.data() + 4 * j);
     out.scores[j] = cand[i].score;
     out.classes[j] = cand_cls[i];
-    for (int64_t c = 0; c < nm; ++c) out.coeffs[j * nm + c] = pred.at(4 + num_classes + c, a);
+    for (int64_t c = 0; c < nm; ++c) out.coeffs[j * nm + c] = coeff(a, c);
   }
   check_finite(out.coeffs.data(), static_cast<int64_t>(out.coeffs.size()), "mask coefficients");
   return out;
+}
+
+float quant_step(const View2D& v) { return v.dtype == DType::kFloat32 ? 0.f : v.quant.scale; }
+
+// Candidates of one level of a split head. With a score sum (RKNN), a cell is looked at only when
+// its sum shows some class may pass: no class probability exceeds the sum, and quantization moves
+// each of the two values by at most half a step, so a cell is skipped only when its sum is below
+// conf by more than both steps together. Then its classes are scanned in their own dtype.
+template <typename T>
+void level_candidates(const SplitLevel& lv, int64_t num_classes, const DecodeOptions& opt,
+                      int32_t anchor0, std::vector<Candidate>& cand) {
+  const View2D& sc = lv.scores;
+  if (lv.score_sum.rows == 0) return candidates<T>(sc, 0, num_classes, opt, anchor0, cand);
+  const Threshold<T> thr = raw_threshold<T>(opt.conf, sc.quant);
+  const float margin = quant_step(lv.score_sum) + quant_step(sc);
+  const T* data = static_cast<const T*>(sc.data);
+  for (int64_t cell = 0; cell < sc.cols; ++cell) {
+    const float sum = lv.score_sum.at(0, cell);
+    if (std::isnan(sum)) throw_nonfinite_scores();
+    if (!(sum + margin > opt.conf)) continue;
+    const T* col = data + cell * sc.stride_col;
+    T top = col[0];
+    int32_t arg = 0;
+    for (int32_t c = 0; c < num_classes; ++c) {
+      const T v = col[c * sc.stride_row];
+      if constexpr (std::is_floating_point_v<T>) {
+        if (!std::isfinite(v)) throw_nonfinite_scores();
+      }
+      if (v > top) {
+        top = v;
+        arg = c;
+      }
+    }
+    if (static_cast<Threshold<T>>(top) > thr && allowed(opt, arg))
+      cand.push_back({real(top, sc.quant), static_cast<int32_t>(anchor0 + cell), arg});
+  }
+}
+
+void check_level(const SplitLevel& lv, size_t i, int64_t num_classes, int64_t num_coeffs) {
+  const std::string at = " of level " + std::to_string(i);
+  check_view(lv.boxes, ("boxes" + at).c_str());
+  check_view(lv.scores, ("scores" + at).c_str());
+  check_view(lv.coeffs, ("coefficients" + at).c_str());
+  if (lv.score_sum.rows != 0) check_view(lv.score_sum, ("score sum" + at).c_str());
+  if (lv.grid_h < 1 || lv.grid_w < 1 || lv.grid_h > (int64_t{1} << 20) ||
+      lv.grid_w > (int64_t{1} << 20))
+    throw InvalidArgument("grid" + at + " is " + std::to_string(lv.grid_h) + "x" +
+                          std::to_string(lv.grid_w) + "; expected sides in 1..1048576");
+  if (!(lv.stride > 0.f && std::isfinite(lv.stride)))
+    throw InvalidArgument("stride" + at + " must be positive and finite");
+  const int64_t cells = lv.grid_h * lv.grid_w;
+  const auto cols = [&](const View2D& v, const char* what) {
+    if (v.cols != cells)
+      throw InvalidArgument(std::string(what) + at + " has " + std::to_string(v.cols) +
+                            " cells; the " + std::to_string(lv.grid_h) + "x" +
+                            std::to_string(lv.grid_w) + " grid has " + std::to_string(cells));
+  };
+  cols(lv.boxes, "boxes");
+  cols(lv.scores, "scores");
+  cols(lv.coeffs, "coefficients");
+  if (lv.boxes.rows < 4 || lv.boxes.rows % 4 != 0 || lv.boxes.rows > 4 * 256)
+    throw InvalidArgument("boxes" + at + " have " + std::to_string(lv.boxes.rows) +
+                          " channels; expected 4 sides x 1..256 distance bins");
+  if (lv.scores.rows != num_classes)
+    throw InvalidArgument("scores" + at + " have " + std::to_string(lv.scores.rows) +
+                          " channels; expected one per class (" + std::to_string(num_classes) +
+                          ")");
+  if (lv.coeffs.rows != num_coeffs)
+    throw InvalidArgument("coefficients" + at + " have " + std::to_string(lv.coeffs.rows) +
+                          " channels; level 0 has " + std::to_string(num_coeffs));
+  if (lv.score_sum.rows != 0) {
+    if (lv.score_sum.rows != 1)
+      throw InvalidArgument("score sum" + at + " has " + std::to_string(lv.score_sum.rows) +
+                            " channels; expected 1");
+    cols(lv.score_sum, "score sum");
+  }
+}
+
+// Box of one cell: distances from the DFL expectation (softmax over each side's bins, then the
+// bin-weighted sum, as the fused graph's Softmax and 1x1 convolution), then the fused graph's
+// dist2bbox arithmetic in its order (centre and size, times the stride), then corners.
+void split_box(const SplitLevel& lv, int64_t cell, float* b) {
+  const int64_t bins = lv.boxes.rows / 4;
+  float d[4];
+  float e[256];
+  for (int side = 0; side < 4; ++side) {
+    if (bins == 1) {
+      d[side] = lv.boxes.at(side, cell);
+      continue;
+    }
+    float top = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < bins; ++i) {
+      e[i] = lv.boxes.at(side * bins + i, cell);
+      top = std::max(top, e[i]);
+    }
+    float sum = 0.f;
+    for (int64_t i = 0; i < bins; ++i) sum += (e[i] = std::exp(e[i] - top));
+    float dist = 0.f;
+    for (int64_t i = 0; i < bins; ++i) dist += e[i] / sum * static_cast<float>(i);
+    d[side] = dist;
+  }
+  const float ax = static_cast<float>(cell % lv.grid_w) + 0.5f;
+  const float ay = static_cast<float>(cell / lv.grid_w) + 0.5f;
+  const float x1 = ax - d[0], y1 = ay - d[1], x2 = ax + d[2], y2 = ay + d[3];
+  const float cx = (x1 + x2) / 2 * lv.stride, cy = (y1 + y2) / 2 * lv.stride;
+  const float hw = (x2 - x1) * lv.stride / 2, hh = (y2 - y1) * lv.stride / 2;
+  b[0] = cx - hw;
+  b[1] = cy - hh;
+  b[2] = cx + hw;
+  b[3] = cy + hh;
+}
+
+}  // namespace
+
+Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt,
+                       const View2D* coeffs) {
+  check_view(pred, "prediction");
+  check_num_classes(num_classes);
+  if (pred.rows - 4 < num_classes)  // not rows < 4 + num_classes: that sum can overflow
+    throw InvalidArgument("prediction has " + std::to_string(pred.rows) +
+                          " features per anchor; expected at least 4 box + " +
+                          std::to_string(num_classes) + " class scores");
+  if (pred.cols > std::numeric_limits<int32_t>::max())
+    throw InvalidArgument("too many anchors (" + std::to_string(pred.cols) + ")");
+  check_options(opt, num_classes);
+  if (coeffs != nullptr) {  // coefficients in a tensor of their own (EdgeFirst's two-way split)
+    check_view(*coeffs, "coefficients");
+    if (pred.rows != 4 + num_classes)
+      throw InvalidArgument("prediction has " + std::to_string(pred.rows) +
+                            " features per anchor; with separate coefficients expected 4 box + " +
+                            std::to_string(num_classes) + " class scores");
+    if (coeffs->cols != pred.cols)
+      throw InvalidArgument("coefficients have " + std::to_string(coeffs->cols) +
+                            " anchors; the prediction has " + std::to_string(pred.cols));
+  }
+  const int64_t nm = coeffs != nullptr ? coeffs->rows : pred.rows - 4 - num_classes;
+  std::vector<Candidate> cand;
+  candidates_of(pred, 4, num_classes, opt, 0, cand);
+  const auto box = [&](int64_t a, float* b) {
+    // Scaled before halving, in this order, as the reference denormalizes and then converts.
+    const float cx = pred.at(0, a) * opt.box_scale_x, cy = pred.at(1, a) * opt.box_scale_y;
+    const float hw = pred.at(2, a) * opt.box_scale_x / 2, hh = pred.at(3, a) * opt.box_scale_y / 2;
+    b[0] = cx - hw;
+    b[1] = cy - hh;
+    b[2] = cx + hw;
+    b[3] = cy + hh;
+  };
+  if (coeffs != nullptr)
+    return select(cand, nm, opt, quant_step(pred), box,
+                  [&](int64_t a, int64_t c) { return coeffs->at(c, a); });
+  return select(cand, nm, opt, quant_step(pred), box,
+                [&](int64_t a, int64_t c) { return pred.at(4 + num_classes + c, a); });
 }
 
 Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const DecodeOptions& opt) {
@@ -366,6 +514,90 @@ Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const Decode
   check_finite(out.boxes.data(), static_cast<int64_t>(out.boxes.size()), "box coordinates");
   check_finite(out.coeffs.data(), static_cast<int64_t>(out.coeffs.size()), "mask coefficients");
   return out;
+}
+
+Detections decode_yolo_split(const std::vector<SplitLevel>& levels, int64_t num_classes,
+                             const DecodeOptions& opt) {
+  check_num_classes(num_classes);
+  check_options(opt, num_classes);
+  if (levels.empty()) throw InvalidArgument("a split head needs at least one level");
+  const int64_t nm = levels[0].coeffs.rows;
+  std::vector<int64_t> first(levels.size() + 1, 0);  // anchor id of each level's first cell
+  for (size_t i = 0; i < levels.size(); ++i) {
+    check_level(levels[i], i, num_classes, nm);
+    first[i + 1] = first[i] + levels[i].grid_h * levels[i].grid_w;
+    if (first[i + 1] > std::numeric_limits<int32_t>::max())
+      throw InvalidArgument("too many anchors (" + std::to_string(first[i + 1]) + ")");
+  }
+  std::vector<Candidate> cand;
+  float step = 0.f;
+  for (size_t i = 0; i < levels.size(); ++i) {
+    const auto a0 = static_cast<int32_t>(first[i]);
+    switch (levels[i].scores.dtype) {
+      case DType::kInt8:
+        level_candidates<int8_t>(levels[i], num_classes, opt, a0, cand);
+        break;
+      case DType::kUInt8:
+        level_candidates<uint8_t>(levels[i], num_classes, opt, a0, cand);
+        break;
+      default:
+        level_candidates<float>(levels[i], num_classes, opt, a0, cand);
+    }
+    step = std::max(step, quant_step(levels[i].scores));
+  }
+  const auto locate = [&](int64_t a) {  // (level, cell) of an anchor id
+    size_t i = 0;
+    while (a >= first[i + 1]) ++i;
+    return std::pair<const SplitLevel&, int64_t>(levels[i], a - first[i]);
+  };
+  return select(
+      cand, nm, opt, step,
+      [&](int64_t a, float* b) {
+        auto [lv, cell] = locate(a);
+        split_box(lv, cell, b);
+      },
+      [&](int64_t a, int64_t c) {
+        auto [lv, cell] = locate(a);
+        return lv.coeffs.at(c, cell);
+      });
+}
+
+Detections decode_yolo_scored(const View2D& boxes, const View2D& scores, const int32_t* classes,
+                              const View2D& coeffs, int64_t num_classes, const DecodeOptions& opt) {
+  check_view(boxes, "boxes");
+  check_view(scores, "scores");
+  check_view(coeffs, "coefficients");
+  check_num_classes(num_classes);
+  check_options(opt, num_classes);
+  const int64_t n = boxes.rows;
+  if (boxes.cols != 4)
+    throw InvalidArgument("boxes have " + std::to_string(boxes.cols) +
+                          " values per anchor; expected x1 y1 x2 y2");
+  if (scores.cols != 1 || scores.rows != n || coeffs.rows != n)
+    throw InvalidArgument("scores (" + std::to_string(scores.rows) + ") and coefficients (" +
+                          std::to_string(coeffs.rows) + ") must have one row per box (" +
+                          std::to_string(n) + ")");
+  if (n > std::numeric_limits<int32_t>::max())
+    throw InvalidArgument("too many anchors (" + std::to_string(n) + ")");
+  if (classes == nullptr && n > 0) throw InvalidArgument("class ids are null");
+  std::vector<Candidate> cand;
+  for (int64_t a = 0; a < n; ++a) {
+    const float s = scores.at(a, 0);
+    if (std::isnan(s) || std::isinf(s)) throw_nonfinite_scores();
+    if (!(s > opt.conf)) continue;
+    const int32_t c = classes[a];
+    if (c < 0 || c >= num_classes)
+      throw InvalidArgument("class id " + std::to_string(c) + " of anchor " + std::to_string(a) +
+                            " is outside [0, " + std::to_string(num_classes) + ")");
+    if (allowed(opt, c)) cand.push_back({s, static_cast<int32_t>(a), c});
+  }
+  return select(
+      cand, coeffs.cols, opt, quant_step(scores),
+      [&](int64_t a, float* b) {
+        for (int c = 0; c < 4; ++c)
+          b[c] = boxes.at(a, c) * (c % 2 == 0 ? opt.box_scale_x : opt.box_scale_y);
+      },
+      [&](int64_t a, int64_t c) { return coeffs.at(a, c); });
 }
 
 }  // namespace edgeseg

@@ -26,6 +26,7 @@ from .cliargs import (
     shown,
 )
 from .errors import ImageError
+from .headsplit import SPLIT_LAYOUTS
 from .io import IMAGE_SUFFIXES, list_images, read_image, write_atomic, write_image
 from .model import load
 from .sources import is_video_file
@@ -196,14 +197,17 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     report = quantize(
         args.model, args.calib, args.output, calib_size=args.calib_size, per_channel=args.per_channel,
-        progress=not args.quiet, activations=args.activations,
+        progress=not args.quiet, activations=args.activations, split_head=args.split_head,
     )  # fmt: skip
     print(
         f"wrote {report.output}: {report.int8_mb:.1f} MB (FP32 {report.fp32_mb:.1f} MB), calibrated on "
         f"{report.calibration_images} images, {'per-channel' if report.per_channel else 'per-tensor'} weights"
     )
-    print(f"kept in float: {len(report.excluded_nodes)} head nodes after the last convolutions (box decoding, DFL, ")
-    print("  class sigmoid, the box/score/coefficient concatenation, prototype activation)")
+    if args.split_head:
+        print(f"head split as {args.split_head}: every output int8/uint8 with its own scale, decoded by edgeseg")
+    else:
+        print(f"kept in float: {len(report.excluded_nodes)} head nodes after the last convolutions (box decoding, ")
+        print("  DFL, class sigmoid, the box/score/coefficient concatenation, prototype activation)")
     if args.val_images and args.val_annotations:
         from .bench import benchmark
         from .evaluate import evaluate
@@ -489,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="uint8: asymmetric, ONNX Runtime's fast path on x86 (default); int8: symmetric, native on ARM "
         "dot-product CPUs, slower than FP32 under ONNX Runtime on x86",
     )
+    p.add_argument(
+        "--split-head", choices=SPLIT_LAYOUTS, default=None,
+        help="split the head into this NPU layout first (rknn: Rockchip, 13 NCHW outputs; hailo: NHWC per stride; "
+        "qai: Qualcomm AI Hub; edgefirst: two-way) and quantize everything: every output int8 with its own scale, "
+        "no float head nodes; edgeseg loads and decodes the result with no configuration",
+    )  # fmt: skip
     p.add_argument("--val-images", type=Path, default=None, help="validation images (COCO-format dataset)")
     p.add_argument("--val-annotations", type=Path, default=None, help="validation COCO instances JSON")
     p.add_argument("--threads", type=int, default=None, help="inference threads for the comparison")

@@ -102,6 +102,7 @@ def quantize(
     per_channel: bool = False,
     progress: bool = True,
     activations: str = "uint8",
+    split_head: str | None = None,
 ) -> QuantizeReport:
     """Quantize an FP32 ONNX YOLO-seg model to static INT8 (QDQ: uint8 activations, int8 weights).
 
@@ -116,6 +117,10 @@ def quantize(
             (symmetric; signed-by-signed dot products, native on ARM). On coco-val-mini with
             yolov8n-seg both lose about 1 to 3 mask mAP points (int8 is not reliably better), and ONNX
             Runtime runs int8 activations 1.8x slower than FP32 on x86: measure on your device.
+        split_head: instead of keeping the head's decoding in float, split the head first into this NPU
+            layout (``"rknn"``, ``"hailo"``, ``"qai"`` or ``"edgefirst"``, see ``edgeseg.headsplit``) and quantize
+            everything: every output becomes an int8/uint8 tensor with its own scale (recorded in the model's
+            metadata), decoded by edgeseg in the integer domain. No float node is left in the head.
     """
     try:
         import onnx  # noqa: F401 - onnxruntime.quantization needs it
@@ -129,9 +134,11 @@ def quantize(
     model, output = Path(model), Path(output)
     if model.suffix.lower() != ".onnx":
         raise ModelError(f"{model}: edgeseg quantize takes an FP32 .onnx model")
+    if output.resolve() == model.resolve():
+        raise ValueError(f"{output}: would overwrite the input model; choose another output path")
     spec = load(model).spec
-    if spec.input.dtype != np.float32 or spec.input_layout != "NCHW":
-        raise ModelError(f"{model}: expected a float32 NCHW input, found {spec.input.describe()}")
+    if spec.input.dtype != np.float32:
+        raise ModelError(f"{model}: expected a float32 input, found {spec.input.describe()}")
     if calib_size < 1:
         raise ValueError("calib_size must be >= 1")
     if activations not in ("uint8", "int8"):
@@ -141,9 +148,18 @@ def quantize(
         raise ImageError(f"{calib}: no calibration images in this folder")
 
     with tempfile.TemporaryDirectory() as tmp:
+        source = model
+        if split_head is not None:
+            from .headsplit import split_head as split
+
+            source = Path(tmp) / "split.onnx"
+            names = split(model, source, split_head)
+            spec = load(source).spec  # the split layout's input (NHWC for some)
+            # Score sums (clipped) and best-class scores (a max of sigmoids) are in 0..1 by construction.
+            bounded = {n: (0.0, 1.0) for n in names if n.startswith("score_sum") or n == "scores"}
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
-        excluded = head_nodes(prepared)
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        excluded = head_nodes(prepared) if split_head is None else []
         quantize_static(
             str(prepared),
             str(output),
@@ -156,7 +172,10 @@ def quantize(
             nodes_to_exclude=excluded,
             extra_options={"ActivationSymmetric": activations == "int8"},
         )
-    _copy_metadata(model, output)
+        if split_head is not None:
+            _expose_quantized_outputs(output, bounded)
+        how = "head kept in float" if split_head is None else f"head split ({split_head}), int8 outputs"
+        _copy_metadata(source, output, f"static int8 (QDQ), {how}")
     return QuantizeReport(
         output=str(output),
         fp32_mb=os.path.getsize(model) / 1e6,
@@ -167,7 +186,70 @@ def quantize(
     )
 
 
-def _copy_metadata(source: Path, target: Path) -> None:
+def _expose_quantized_outputs(path: Path, bounded: dict[str, tuple[float, float]]) -> None:
+    """Make each graph output the quantized tensor itself: drop the DequantizeLinear before it and record its
+    scale and zero point in the metadata (``edgeseg.output_quant``), so the host reads integers.
+
+    ONNX Runtime quantizes no ReduceSum or ReduceMax: an output left in float whose range is known (``bounded``: name ->
+    (low, high)) gets a QuantizeLinear to uint8 over that range; any other float output stays float (the
+    decoders read each output in its own dtype).
+    """
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+
+    from .runtimes.onnxruntime import OUTPUT_QUANT_KEY
+
+    m = onnx.load(str(path))
+    g = m.graph
+    producer = {out: node for node in g.node for out in node.output}
+    inits = {i.name: i for i in g.initializer}
+    table: dict[str, list] = {}
+    for out in g.output:
+        node = producer.get(out.name)
+        renamer = None
+        while node is not None and node.op_type == "Identity":
+            renamer, node = node, producer.get(node.input[0])
+        if node is None or node.op_type != "DequantizeLinear":
+            if out.name in bounded:
+                lo, hi = bounded[out.name]
+                scale, zp = (hi - lo) / 255.0, round(-lo / ((hi - lo) / 255.0))
+                src = f"{out.name}_float"
+                for n in g.node:  # the node making the output now makes its float source
+                    n.output[:] = [src if o == out.name else o for o in n.output]
+                g.initializer.extend([
+                    numpy_helper.from_array(np.array(scale, np.float32), f"{out.name}_scale"),
+                    numpy_helper.from_array(np.array(zp, np.uint8), f"{out.name}_zp"),
+                ])  # fmt: skip
+                g.node.append(
+                    onnx.helper.make_node("QuantizeLinear", [src, f"{out.name}_scale", f"{out.name}_zp"], [out.name])
+                )
+                out.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+                table[out.name] = [scale, zp]
+            continue
+        q_tensor, scale_name, zp_name = node.input[0], node.input[1], node.input[2]
+        scale = float(numpy_helper.to_array(inits[scale_name]).reshape(()))
+        zp_arr = numpy_helper.to_array(inits[zp_name])
+        if renamer is not None:
+            renamer.input[0] = q_tensor
+        else:  # the DequantizeLinear made the output: let it pass the integers through instead
+            g.node.remove(node)
+            g.node.append(onnx.helper.make_node("Identity", [q_tensor], [out.name], name=f"{out.name}_int"))
+        out.type.tensor_type.elem_type = onnx.helper.np_dtype_to_tensor_dtype(zp_arr.dtype)
+        table[out.name] = [scale, int(zp_arr.reshape(()))]
+    used = {i for node in g.node for i in node.input}
+    for node in [
+        n
+        for n in g.node
+        if n.op_type == "DequantizeLinear" and not any(o in used or o in {x.name for x in g.output} for o in n.output)
+    ]:
+        g.node.remove(node)
+    m.metadata_props.add(key=OUTPUT_QUANT_KEY, value=json.dumps(table))
+    onnx.save(m, str(path))
+
+
+def _copy_metadata(source: Path, target: Path, how: str) -> None:
     """Keep the class names, imgsz, stride and task in the quantized model, so it loads with no configuration."""
     import onnx
 
@@ -176,5 +258,5 @@ def _copy_metadata(source: Path, target: Path) -> None:
     for prop in src.metadata_props:
         if prop.key not in existing:
             dst.metadata_props.add(key=prop.key, value=prop.value)
-    dst.metadata_props.add(key="edgeseg.quantized", value="static int8 (QDQ), head kept in float")
+    dst.metadata_props.add(key="edgeseg.quantized", value=how)
     onnx.save(dst, str(target))

@@ -96,8 +96,11 @@ struct Detections {
 
 // Raw YOLOv8/YOLO11-seg head: `pred` has rows = 4 + num_classes + num_coeffs features
 // (cx, cy, w, h, class scores, mask coefficients) and cols = anchors. Quantized predictions are
-// thresholded in the quantized domain; only surviving candidates are dequantized.
-Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt);
+// thresholded in the quantized domain; only surviving candidates are dequantized. With `coeffs`
+// (rows = num_coeffs, cols = anchors), the coefficients come from that tensor and `pred` holds
+// only 4 + num_classes rows (EdgeFirst's two-way split).
+Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt,
+                       const View2D* coeffs = nullptr);
 
 // End-to-end head (NMS inside the graph): rows = detections, cols = x1 y1 x2 y2 score class coeffs.
 // Only the score threshold, class filter and max_det apply; rows keep their order.

@@ -7,13 +7,13 @@ model and makes the decoder; ``FAMILIES`` is the registry ``edgeseg.load`` consu
 from __future__ import annotations
 
 from ..spec import ModelSpec
-from . import dets, rtmdet, solov2, yolact, yolo
+from . import dets, rtmdet, solov2, yolact, yolo, yolo_split
 from .base import Family, Head, Instances, PostprocessOptions
 from .yolo import YoloE2EHead, YoloHead
 
 __all__ = ["FAMILIES", "Family", "Head", "Instances", "PostprocessOptions", "YoloE2EHead", "YoloHead", "make_head"]
 
-FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (yolo, yolact, dets, rtmdet, solov2)}
+FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (yolo, yolo_split, yolact, dets, rtmdet, solov2)}
 """Every family by name, in the order their detectors are asked."""
 
 

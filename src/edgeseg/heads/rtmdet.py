@@ -144,6 +144,8 @@ class RtmdetFamily:
         if n < 4 or (n - 1) % 3 or any(len(o.shape) != 4 for o in outs):
             return None
         levels = (n - 1) // 3
+        if not any(o.shape[1] == 4 for o in outs):
+            return None  # RTMDet's boxes are 4 distances a level (a split YOLO head has 4 x 16 bins)
         dyc = _option_int(ctx, "dyconv_channels", 8)
         ndc = _option_int(ctx, "num_dyconvs", 3)
         ctx.check_output_dtypes(range(n))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,21 +51,38 @@ class YoloLayout:
         return lines, {self.detections_output: "detections", self.prototypes_output: "prototypes"}
 
 
-class _YoloSegBase:
+class YoloSegBase:
+    """What every YOLO-seg head shares after its own decoding: the suppression choice, masks from the
+    prototypes, unletterboxing. Subclasses give ``layout.prototypes_output`` / ``prototypes_nhwc`` and decode."""
+
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self.layout: YoloLayout = spec.layout
-        det, protos = spec.outputs[self.layout.detections_output], spec.outputs[self.layout.prototypes_output]
-        self._det_info = det
-        self._det_quant = None if det.scale is None else (det.scale, det.zero_point)
-        self._proto_quant = None if protos.scale is None else (protos.scale, protos.zero_point)
+        self.layout = spec.layout
+        protos = spec.outputs[self.layout.prototypes_output]
+        self._proto_quant = protos.quant
 
     def _prototypes(self, outputs: list[np.ndarray], index: int) -> np.ndarray:
         protos = outputs[self.layout.prototypes_output][index]
         return protos.transpose(2, 0, 1) if self.layout.prototypes_nhwc else protos  # a view: strides do the rest
 
-    def _box_scale(self, lb: Letterbox) -> tuple[float, float]:
-        return (float(lb.dst_w), float(lb.dst_h)) if self.layout.boxes_normalized else (1.0, 1.0)
+    def _suppressed(
+        self,
+        outputs: list[np.ndarray],
+        index: int,
+        lb: Letterbox,
+        options: PostprocessOptions,
+        decode: Callable[[float, int], _core.Detections],
+    ) -> Instances:
+        """Instances from ``decode(iou, max_det)``, suppressed as ``options.nms`` says."""
+        if options.nms == "box":  # NMS inside the decoder: Ultralytics' exact pipeline
+            return self._finish(outputs, index, lb, options, decode(options.iou, options.max_det))
+        # every candidate, best first (IoU 1 suppresses nothing), for the chosen suppression
+        decoded = decode(1.0, options.pre_nms_topk)
+        boxes, _, _, coeffs = decoded
+        masks = (lambda: self._candidate_masks(outputs, index, lb, boxes, coeffs)) if options.nms == "mask" else None
+        kept = suppress(boxes, decoded.scores, decoded.class_ids, options, masks)
+        decoded = _core.Detections(boxes[kept.keep], kept.scores, kept.class_ids, coeffs[kept.keep])
+        return self._finish(outputs, index, lb, options, decoded)
 
     def _finish(
         self,
@@ -90,39 +108,6 @@ class _YoloSegBase:
             boxes, scores, class_ids = boxes[keep], scores[keep], class_ids[keep]
         return Instances(boxes, scores, class_ids, InstanceMasks(rects, offsets, bits, image_hw, probs, areas))
 
-
-class YoloHead(_YoloSegBase):
-    """Raw head: [features, anchors] with features = cx, cy, w, h, class scores, mask coefficients."""
-
-    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        pred = outputs[self.layout.detections_output][index]
-        if self.layout.detections_anchor_major:
-            pred = pred.T  # a view: the core reads through strides
-        if options.nms == "box":  # NMS inside the decoder: Ultralytics' exact pipeline
-            iou, max_det = options.iou, options.max_det
-        else:  # every candidate, best first (IoU 1 suppresses nothing), for the chosen suppression
-            iou, max_det = 1.0, options.pre_nms_topk
-        decoded = _core.decode_yolo(
-            pred,
-            self.spec.num_classes,
-            options.conf,
-            iou,
-            max_det,
-            options.pre_nms_topk,
-            options.agnostic,
-            options.class_allowed,
-            quant=self._det_quant,
-            box_scale=self._box_scale(lb),
-        )
-        if options.nms != "box":
-            boxes, _, _, coeffs = decoded
-            masks = (
-                (lambda: self._candidate_masks(outputs, index, lb, boxes, coeffs)) if options.nms == "mask" else None
-            )
-            kept = suppress(boxes, decoded.scores, decoded.class_ids, options, masks)
-            decoded = _core.Detections(boxes[kept.keep], kept.scores, kept.class_ids, coeffs[kept.keep])
-        return self._finish(outputs, index, lb, options, decoded)
-
     def _candidate_masks(
         self, outputs: list[np.ndarray], index: int, lb: Letterbox, boxes: np.ndarray, coeffs: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,6 +124,36 @@ class YoloHead(_YoloSegBase):
         m = _core.assemble_masks(protos, coeffs, pboxes, (ph, pw), (ph, pw), drop_empty=False, quant=self._proto_quant)
         return m.rects, m.offsets, m.bits
 
+
+class YoloHead(YoloSegBase):
+    """Raw head: [features, anchors] with features = cx, cy, w, h, class scores, mask coefficients."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self._det_info = spec.outputs[self.layout.detections_output]
+
+    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
+        pred = outputs[self.layout.detections_output][index]
+        if self.layout.detections_anchor_major:
+            pred = pred.T  # a view: the core reads through strides
+        box_scale = (float(lb.dst_w), float(lb.dst_h)) if self.layout.boxes_normalized else (1.0, 1.0)
+
+        def decode(iou: float, max_det: int) -> _core.Detections:
+            return _core.decode_yolo(
+                pred,
+                self.spec.num_classes,
+                options.conf,
+                iou,
+                max_det,
+                options.pre_nms_topk,
+                options.agnostic,
+                options.class_allowed,
+                quant=self._det_info.quant,
+                box_scale=box_scale,
+            )
+
+        return self._suppressed(outputs, index, lb, options, decode)
+
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest class score over all anchors of image ``index`` (a health signal)."""
         pred = outputs[self.layout.detections_output][index]
@@ -148,12 +163,16 @@ class YoloHead(_YoloSegBase):
         return float(self._det_info.dequantize(scores.max(keepdims=True)).max()) if scores.size else 0.0
 
 
-class YoloE2EHead(_YoloSegBase):
+class YoloE2EHead(YoloSegBase):
     """End-to-end export: rows of x1, y1, x2, y2, score, class, mask coefficients, already NMS-ed.
 
     ``options.nms`` does not apply: the graph suppressed its candidates (box NMS) when it was exported, and the
     suppressed ones are not in its outputs.
     """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self._det_info = spec.outputs[self.layout.detections_output]
 
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
         rows = outputs[self.layout.detections_output][index]
@@ -163,8 +182,8 @@ class YoloE2EHead(_YoloSegBase):
             options.conf,
             options.max_det,
             options.class_allowed,
-            quant=self._det_quant,
-            box_scale=self._box_scale(lb),
+            quant=self._det_info.quant,
+            box_scale=(float(lb.dst_w), float(lb.dst_h)) if self.layout.boxes_normalized else (1.0, 1.0),
         )
         return self._finish(outputs, index, lb, options, decoded)
 
@@ -229,7 +248,7 @@ class YoloFamily:
 
         stride = meta_int(ctx.path, meta, "stride", default=32, high=MAX_STRIDE)
         size = ctx.input_size(stride)
-        normalized = head == "yolo" and _probe_boxes_normalized(
+        normalized = head == "yolo" and probe_boxes_normalized(
             rt, ctx.input, ctx.input_layout, size, det_i, anchor_major
         )
         params = YoloLayout(
@@ -303,7 +322,7 @@ def _prototypes_nhwc(
     )
 
 
-def _probe_boxes_normalized(
+def probe_boxes_normalized(
     rt: Runtime, inp: TensorInfo, layout: str, size: tuple[int, int], det_i: int, anchor_major: bool
 ) -> bool:
     """Whether the raw head's boxes are fractions of the input size (TFLite exports) or pixels.

@@ -28,6 +28,11 @@ class TensorInfo:
             return values
         return (values.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)
 
+    @property
+    def quant(self) -> tuple[float, int] | None:
+        """``(scale, zero_point)`` of a quantized tensor, as the core takes it; None for float tensors."""
+        return None if self.scale is None else (self.scale, int(self.zero_point or 0))
+
     def describe(self) -> str:
         """``name [d0, d1, ...] dtype`` with dynamic dimensions shown as ``?``."""
         dims = ", ".join("?" if d is None else str(d) for d in self.shape)

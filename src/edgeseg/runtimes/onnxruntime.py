@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,7 +117,7 @@ class OnnxRuntime:
             # in the bindings (UnicodeDecodeError).
             self._metadata = dict(self._session.get_modelmeta().custom_metadata_map)
             self._inputs = [_info(t) for t in self._session.get_inputs()]
-            self._outputs = [_info(t) for t in self._session.get_outputs()]
+            self._outputs = _with_output_quant(path, self._metadata, [_info(t) for t in self._session.get_outputs()])
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelError(
                 f"{path}: ONNX Runtime cannot load this file ({type(exc).__name__}: {str(exc).strip()[:300]}). "
@@ -162,6 +163,62 @@ class OnnxRuntime:
             raise ModelError(
                 f"{self._path}: ONNX Runtime failed to run the model ({type(exc).__name__}: {str(exc).strip()[:300]})"
             ) from exc
+
+
+OUTPUT_QUANT_KEY = "edgeseg.output_quant"  # metadata: JSON {output name: [scale, zero_point]}
+
+
+def _with_output_quant(path: Path, metadata: dict[str, str], outputs: list[TensorInfo]) -> list[TensorInfo]:
+    """Integer outputs with their quantization: from the metadata ``edgeseg quantize`` writes, else from the
+    QuantizeLinear that makes each one in the graph (read with the onnx package, where installed).
+
+    ONNX Runtime reports an int8 output's dtype but not its scale; without one the output is left as it is
+    and the family's loader says which output lacks it.
+    """
+    wanted = [o.name for o in outputs if o.dtype in (np.int8, np.uint8)]
+    if not wanted:
+        return outputs
+    found: dict[str, tuple[float, int]] = {}
+    if OUTPUT_QUANT_KEY in metadata:
+        try:
+            table = json.loads(metadata[OUTPUT_QUANT_KEY])
+            found = {str(k): (float(v[0]), int(v[1])) for k, v in table.items()}
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise ModelError(
+                f"{path}: metadata {OUTPUT_QUANT_KEY} is not {{name: [scale, zero_point]}} ({exc})"
+            ) from None
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        found.update(_graph_output_quant(path, missing))
+    return [
+        TensorInfo(o.name, o.shape, o.dtype, *found[o.name]) if o.name in found and o.name in wanted else o
+        for o in outputs
+    ]
+
+
+def _graph_output_quant(path: Path, names: list[str]) -> dict[str, tuple[float, int]]:
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return {}
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    found = {}
+    for name in names:
+        node = producer.get(name)
+        while node is not None and node.op_type == "Identity":  # renamed outputs
+            node = producer.get(node.input[0])
+        if node is None or node.op_type != "QuantizeLinear" or len(node.input) < 3:
+            continue
+        scale, zp = inits.get(node.input[1]), inits.get(node.input[2])
+        if scale is None or zp is None:
+            continue
+        s, z = numpy_helper.to_array(scale), numpy_helper.to_array(zp)
+        if s.size == 1 and z.size == 1:  # per-tensor only: the core's Quant
+            found[name] = (float(s.reshape(())), int(z.reshape(())))
+    return found
 
 
 def _info(arg: Any) -> TensorInfo:

@@ -1,0 +1,442 @@
+"""YOLOv8/YOLO11-seg heads split for NPUs: Rockchip RKNN, Hailo, Qualcomm AI Hub, EdgeFirst.
+
+NPU toolchains quantize every output with its own scale, so their exports stop before the head
+concatenates boxes, scores and coefficients (see ``edgeseg.headsplit``). Which output is which is
+read from the shapes: the prototypes are the one rank-4 tensor at the finest grid whose channels
+match the coefficients; every other rank-4 output belongs to the grid its spatial size names
+(stride = input / grid), and within a grid the roles follow from the channel counts (4 x bins box
+logits, one channel per class, one channel per prototype, one channel of score sum). Where channel
+counts alone cannot tell (a model with 32 or 64 classes), the output names decide, then the order
+the exporter writes. The position of an output never matters otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _core
+from .._core import Letterbox
+from ..spec import MAX_CLASSES, Layout, LoadContext, ModelSpec, names_from_metadata
+from .base import Head, Instances, PostprocessOptions
+from .yolo import YoloSegBase, probe_boxes_normalized
+
+LAYOUTS = """YOLOv8 / YOLO11 segmentation heads split for NPUs (family "yolo_split"):
+  yolo_levels:  per stride: box distribution logits [B, 4 x bins, H, W], class probabilities [B, classes, H, W],
+                mask coefficients [B, C, H, W], optionally the score sum [B, 1, H, W] (Rockchip rknn_model_zoo
+                yolov8_seg / yolo11_seg), or all of them NHWC (Hailo); prototypes [B, C, h, w] or NHWC; any order
+  yolo_scored:  boxes [B, N, 4] (x1 y1 x2 y2), scores [B, N], class ids [B, N], coefficients [B, N, C] and
+                prototypes [B, h, w, C] (Qualcomm AI Hub yolov8_seg / yolov11_seg)
+  yolo_two_way: boxes and class scores [B, 4 + classes, N], coefficients [B, C, N] (or both anchor-major)
+                and prototypes (EdgeFirst)"""
+
+# Name fragments that say a tensor's role, for models whose channel counts cannot tell.
+_ROLE_HINTS = {
+    "boxes": ("box", "bbox", "reg", "dfl", "loc"),
+    "scores": ("cls", "class", "score", "conf"),
+    "coeffs": ("seg", "mask", "coef"),
+    "score_sum": ("sum",),
+}
+_ROLES = ("boxes", "scores", "score_sum", "coeffs")  # the order rknn_model_zoo writes within a stride
+
+
+@dataclass(frozen=True)
+class SplitLevel:
+    """The outputs of one stride of a split head."""
+
+    stride: int
+    grid: tuple[int, int]
+    boxes: int
+    scores: int
+    coeffs: int
+    score_sum: int | None
+
+
+@dataclass(frozen=True)
+class SplitLayout:
+    """Which output is which in a split head.
+
+    Attributes:
+        num_coeffs: mask coefficients per detection (= number of prototypes).
+        prototypes_output, prototypes_nhwc: the prototypes and whether they are [B, h, w, C].
+        levels: per stride, finest first (``yolo_levels``).
+        levels_nhwc: the per-stride tensors are [B, H, W, C].
+        bins: distance bins per box side (16 for YOLOv8/YOLO11; 1: plain distances).
+        boxes_output, scores_output, classes_output, coeffs_output: the per-anchor tensors (``yolo_scored``;
+            ``yolo_two_way`` uses boxes_output for [4 + classes, N] and coeffs_output).
+        anchor_major: ``yolo_two_way`` tensors are [B, N, features].
+        boxes_normalized: ``yolo_two_way`` boxes are fractions of the input size (EdgeFirst) rather than pixels.
+    """
+
+    num_coeffs: int
+    prototypes_output: int
+    prototypes_nhwc: bool
+    levels: tuple[SplitLevel, ...] = ()
+    levels_nhwc: bool = False
+    bins: int = 16
+    boxes_output: int = -1
+    scores_output: int = -1
+    classes_output: int = -1
+    coeffs_output: int = -1
+    anchor_major: bool = False
+    boxes_normalized: bool = False
+
+    def describe(self) -> tuple[list[str], dict[int, str]]:
+        """Lines for ``edgeseg info`` and each output's role."""
+        roles = {self.prototypes_output: "prototypes"}
+        lines = [f"mask coeffs: {self.num_coeffs}"]
+        if self.levels:
+            lines.append(f"strides:     {', '.join(str(lv.stride) for lv in self.levels)} ({self.bins} DFL bins)")
+            for lv in self.levels:
+                roles[lv.boxes] = f"stride {lv.stride} box distributions"
+                roles[lv.scores] = f"stride {lv.stride} class scores"
+                roles[lv.coeffs] = f"stride {lv.stride} mask coefficients"
+                if lv.score_sum is not None:
+                    roles[lv.score_sum] = f"stride {lv.stride} score sum"
+        else:
+            for i, what in (
+                (self.boxes_output, "boxes" if self.classes_output >= 0 else "boxes and class scores"),
+                (self.scores_output, "best-class scores"),
+                (self.classes_output, "class ids"),
+                (self.coeffs_output, "mask coefficients"),
+            ):
+                if i >= 0:
+                    roles[i] = what
+        return lines, roles
+
+
+class LevelsHead(YoloSegBase):
+    """Per-stride tensors (RKNN, Hailo): decoded by ``_core.decode_yolo_split`` in each tensor's own dtype."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        out = spec.outputs
+        self._quant = {
+            i: out[i].quant
+            for lv in self.layout.levels
+            for i in (lv.boxes, lv.scores, lv.coeffs, lv.score_sum)
+            if i is not None
+        }
+
+    def _view(self, outputs: list[np.ndarray], i: int, index: int) -> np.ndarray:
+        """Output ``i`` of image ``index`` as a channels x cells view (no copy for contiguous outputs)."""
+        t = outputs[i][index]
+        if self.layout.levels_nhwc:
+            return t.reshape(-1, t.shape[-1]).T
+        return t.reshape(t.shape[0], -1)
+
+    def levels(self, outputs: list[np.ndarray], index: int) -> list[dict]:
+        """The core's level descriptions of image ``index``."""
+        levels = []
+        for lv in self.layout.levels:
+            d = {"grid_hw": lv.grid, "stride": float(lv.stride)}
+            for key, i in (
+                ("boxes", lv.boxes),
+                ("scores", lv.scores),
+                ("coefficients", lv.coeffs),
+                ("score_sum", lv.score_sum),
+            ):
+                if i is not None:
+                    d[key] = self._view(outputs, i, index)
+                    d[key + "_quant"] = self._quant[i]
+            levels.append(d)
+        return levels
+
+    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
+        levels = self.levels(outputs, index)
+
+        def decode(iou: float, max_det: int) -> _core.Detections:
+            return _core.decode_yolo_split(
+                levels, self.spec.num_classes, options.conf, iou, max_det, options.pre_nms_topk, options.agnostic,
+                options.class_allowed,
+            )  # fmt: skip
+
+        return self._suppressed(outputs, index, lb, options, decode)
+
+    def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
+        """Highest class score over every stride of image ``index`` (a health signal)."""
+        best = [
+            self.spec.outputs[lv.scores].dequantize(outputs[lv.scores][index].max(keepdims=True)).max()
+            for lv in self.layout.levels
+        ]
+        return float(max(best))
+
+
+class ScoredHead(YoloSegBase):
+    """Boxes, best-class scores and class ids per anchor (Qualcomm AI Hub)."""
+
+    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
+        lay, info = self.layout, self.spec.outputs
+        class_ids = np.asarray(outputs[lay.classes_output][index])
+        if class_ids.dtype.kind == "f":  # some exports keep the argmax in float
+            class_ids = np.rint(class_ids)
+        class_ids = class_ids.astype(np.int32, copy=False)
+
+        def decode(iou: float, max_det: int) -> _core.Detections:
+            return _core.decode_yolo_scored(
+                outputs[lay.boxes_output][index],
+                outputs[lay.scores_output][index],
+                class_ids,
+                outputs[lay.coeffs_output][index],
+                self.spec.num_classes, options.conf, iou, max_det, options.pre_nms_topk, options.agnostic,
+                options.class_allowed,
+                boxes_quant=info[lay.boxes_output].quant,
+                scores_quant=info[lay.scores_output].quant,
+                coefficients_quant=info[lay.coeffs_output].quant,
+            )  # fmt: skip
+
+        return self._suppressed(outputs, index, lb, options, decode)
+
+    def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
+        """Highest score of image ``index`` (a health signal)."""
+        scores = outputs[self.layout.scores_output][index]
+        return float(self.spec.outputs[self.layout.scores_output].dequantize(scores.max(keepdims=True)).max())
+
+
+class TwoWayHead(YoloSegBase):
+    """Boxes and class scores in one tensor, coefficients in another (EdgeFirst)."""
+
+    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
+        lay, info = self.layout, self.spec.outputs
+        pred, coeffs = outputs[lay.boxes_output][index], outputs[lay.coeffs_output][index]
+        if lay.anchor_major:
+            pred, coeffs = pred.T, coeffs.T
+        box_scale = (float(lb.dst_w), float(lb.dst_h)) if lay.boxes_normalized else (1.0, 1.0)
+
+        def decode(iou: float, max_det: int) -> _core.Detections:
+            return _core.decode_yolo(
+                pred, self.spec.num_classes, options.conf, iou, max_det, options.pre_nms_topk, options.agnostic,
+                options.class_allowed, quant=info[lay.boxes_output].quant, coefficients=coeffs,
+                coefficients_quant=info[lay.coeffs_output].quant, box_scale=box_scale,
+            )  # fmt: skip
+
+        return self._suppressed(outputs, index, lb, options, decode)
+
+    def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
+        """Highest class score of image ``index`` (a health signal)."""
+        pred = outputs[self.layout.boxes_output][index]
+        scores = pred[:, 4:] if self.layout.anchor_major else pred[4:]
+        return float(self.spec.outputs[self.layout.boxes_output].dequantize(scores.max(keepdims=True)).max())
+
+
+class YoloSplitFamily:
+    """Detects split YOLO-seg heads (NPU exports) and makes their decoders."""
+
+    name = "yolo_split"
+    layouts = LAYOUTS
+    options = ()
+
+    def detect(self, ctx: LoadContext) -> Layout | None:
+        """A ``yolo_levels``, ``yolo_scored`` or ``yolo_two_way`` layout, or None."""
+        outs = ctx.outputs
+        if len(outs) < 3:
+            return None
+        meta_names = names_from_metadata(ctx.metadata)
+        known_nc = len(meta_names) if meta_names else (len(ctx.names) if ctx.names else None)
+        ranks = [len(o.shape) for o in outs]
+        if all(r == 4 for r in ranks) and len(outs) >= 4:
+            return self._levels(ctx, known_nc, meta_names)
+        if ranks.count(4) == 1 and len(outs) == 5 and ranks.count(2) == 2:
+            return self._scored(ctx, known_nc, meta_names)
+        if ranks.count(4) == 1 and len(outs) == 3 and ranks.count(3) == 2:
+            return self._two_way(ctx, known_nc, meta_names)
+        return None
+
+    def make_head(self, spec: ModelSpec) -> Head:
+        """The decoder for ``spec``."""
+        return {"yolo_levels": LevelsHead, "yolo_scored": ScoredHead, "yolo_two_way": TwoWayHead}[spec.head](spec)
+
+    # -- yolo_levels ---------------------------------------------------------------------------------
+
+    def _levels(self, ctx: LoadContext, known_nc: int | None, names: tuple[str, ...] | None) -> Layout | None:
+        outs = ctx.outputs
+        in_h, in_w = ctx.input_hw
+        if in_h is None or in_w is None or any(d is None for o in outs for d in o.shape[1:]):
+            return None  # dynamic grids: nothing to match strides by (NPU exports are fixed-size)
+
+        def grid_of(h: int, w: int) -> int | None:
+            """The stride a grid of h x w cells implies, or None."""
+            if h < 1 or w < 1 or in_h % h or in_w % w or in_h // h != in_w // w:
+                return None
+            return in_h // h
+
+        # Decide NCHW / NHWC once for the model, from the tensors only one reading fits.
+        votes = {"NCHW": 0, "NHWC": 0}
+        for o in outs:
+            _, a, b, c = o.shape
+            nchw, nhwc = grid_of(b, c) is not None, grid_of(a, b) is not None
+            if nchw != nhwc:
+                votes["NCHW" if nchw else "NHWC"] += 1
+        if votes["NCHW"] and votes["NHWC"]:
+            raise ctx.unsupported("some outputs are NCHW and others NHWC; a split head has one layout")
+        if not (votes["NCHW"] or votes["NHWC"]):
+            return None
+        nhwc = votes["NHWC"] > 0
+        ctx.check_output_dtypes(range(len(outs)))
+
+        def dims(i: int) -> tuple[int, int, int]:  # channels, h, w
+            _, a, b, c = outs[i].shape
+            return (c, a, b) if nhwc else (a, b, c)
+
+        by_stride: dict[int, list[int]] = {}
+        for i in range(len(outs)):
+            s = grid_of(*dims(i)[1:])
+            if s is None:
+                return None  # grids that are not the input over a stride: another family's (SOLOv2's S x S)
+            by_stride.setdefault(s, []).append(i)
+        finest = min(by_stride)
+        protos = [i for i in by_stride[finest]]
+        if len(protos) != 1 or len(by_stride) < 2:
+            return None  # not prototypes at a grid of their own
+        proto_i = protos[0]
+        nm = dims(proto_i)[0]
+        del by_stride[finest]
+        strides = sorted(by_stride)
+        roles_per_level = [self._roles(ctx, by_stride[s], dims, nm, known_nc, s) for s in strides]
+        ncs = {dims(r["scores"])[0] for r in roles_per_level}
+        bins = {dims(r["boxes"])[0] // 4 for r in roles_per_level}
+        if len(ncs) != 1 or len(bins) != 1:
+            raise ctx.unsupported("the strides disagree on the number of classes or box bins")
+        nc = ncs.pop()
+        if nc > MAX_CLASSES:
+            raise ctx.unsupported(f"the class scores imply {nc} classes, more than {MAX_CLASSES}")
+        levels = tuple(
+            SplitLevel(s, dims(r["boxes"])[1:], r["boxes"], r["scores"], r["coeffs"], r.get("score_sum"))
+            for s, r in zip(strides, roles_per_level)
+        )
+        params = SplitLayout(nm, proto_i, nhwc, levels, nhwc, bins.pop())
+        vendor = "Hailo-style NHWC" if nhwc else ("Rockchip RKNN" if levels[0].score_sum is not None else "NCHW")
+        summary = f"{vendor} split head, {len(levels)} strides, decoded by edgeseg"
+        return Layout("yolo_split", "yolo_levels", params, nc, summary, names=names, stride=max(strides))
+
+    def _roles(
+        self, ctx: LoadContext, group: list[int], dims, nm: int, known_nc: int | None, stride: int
+    ) -> dict[str, int]:
+        """Which output of one stride is which: every assignment the channel counts allow, then the names,
+        then the exporter's order."""
+        outs = ctx.outputs
+        if len(group) not in (3, 4):
+            raise ctx.unsupported(
+                f"stride {stride} has {len(group)} outputs; expected boxes, scores, coefficients (and a score sum)"
+            )
+        roles = _ROLES if len(group) == 4 else ("boxes", "scores", "coeffs")
+
+        def fits(role: str, ch: int) -> bool:
+            if role == "coeffs":
+                return ch == nm
+            if role == "score_sum":
+                return ch == 1
+            if role == "boxes":
+                return ch >= 4 and ch % 4 == 0
+            return ch >= 1 and (known_nc is None or ch == known_nc)
+
+        options = [
+            dict(zip(perm, group))
+            for perm in itertools.permutations(roles)
+            if all(fits(role, dims(i)[0]) for role, i in zip(perm, group))
+        ]
+        if not options:
+            found = ", ".join(f"{outs[i].name} ({dims(i)[0]} channels)" for i in group)
+            raise ctx.unsupported(
+                f"stride {stride}: cannot tell boxes (4 x bins channels), scores, coefficients ({nm} channels) "
+                f"apart in {found}"
+            )
+        if len(options) > 1:
+            hinted = [
+                o for o in options if all(any(h in outs[i].name.lower() for h in _ROLE_HINTS[r]) for r, i in o.items())
+            ]
+            if len(hinted) == 1:
+                return hinted[0]
+            ordered = dict(zip(roles, group))  # the exporter's order within a stride
+            if ordered in options:
+                return ordered
+            found = ", ".join(outs[i].name for i in group)
+            raise ctx.unsupported(
+                f"stride {stride}: the channel counts of {found} fit several roles; name them "
+                "box/cls/seg (or sum) or write them in the exporter's order"
+            )
+        return options[0]
+
+    # -- yolo_scored and yolo_two_way ----------------------------------------------------------------
+
+    def _prototypes(self, ctx: LoadContext, i: int, nm_candidates: set[int]) -> tuple[int, bool]:
+        """(channels, NHWC?) of the prototypes output ``i``."""
+        _, a, _, c = ctx.outputs[i].shape
+        if c in nm_candidates and a not in nm_candidates:
+            return c, True
+        if a in nm_candidates and c not in nm_candidates:
+            return a, False
+        return (c, True) if ctx.input_layout == "NHWC" else (a, False)
+
+    def _scored(self, ctx: LoadContext, known_nc: int | None, names: tuple[str, ...] | None) -> Layout | None:
+        outs = ctx.outputs
+        rank2 = [i for i, o in enumerate(outs) if len(o.shape) == 2]
+        rank3 = [i for i, o in enumerate(outs) if len(o.shape) == 3]
+        proto_i = next(i for i, o in enumerate(outs) if len(o.shape) == 4)
+        ints = [i for i in rank2 if np.dtype(outs[i].dtype).kind in "iu" and outs[i].scale is None]
+        if len(ints) != 1:
+            return None
+        classes_i = ints[0]
+        scores_i = next(i for i in rank2 if i != classes_i)
+        box_cands = [i for i in rank3 if outs[i].shape[2] == 4]
+        if not box_cands:
+            return None
+        boxes_i = (
+            box_cands[0]
+            if len(box_cands) == 1
+            else next((i for i in box_cands if "box" in outs[i].name.lower()), box_cands[0])
+        )
+        coeffs_i = next(i for i in rank3 if i != boxes_i)
+        nm = outs[coeffs_i].shape[2]
+        proto_nm, proto_nhwc = self._prototypes(ctx, proto_i, {nm})
+        if proto_nm != nm:
+            raise ctx.unsupported(f"the coefficients ({nm} per anchor) do not match the {proto_nm} prototypes")
+        n = {outs[i].shape[1] for i in (boxes_i, scores_i, classes_i, coeffs_i)}
+        if len(n) != 1:
+            raise ctx.unsupported("boxes, scores, class ids and coefficients disagree on the number of anchors")
+        ctx.check_output_dtypes([boxes_i, scores_i, coeffs_i, proto_i])
+        params = SplitLayout(
+            nm,
+            proto_i,
+            proto_nhwc,
+            boxes_output=boxes_i,
+            scores_output=scores_i,
+            classes_output=classes_i,
+            coeffs_output=coeffs_i,
+        )
+        summary = "Qualcomm AI Hub style: boxes, best-class scores and class ids per anchor, NMS by edgeseg"
+        return Layout("yolo_split", "yolo_scored", params, known_nc, summary, names=names)
+
+    def _two_way(self, ctx: LoadContext, known_nc: int | None, names: tuple[str, ...] | None) -> Layout | None:
+        outs = ctx.outputs
+        proto_i = next(i for i, o in enumerate(outs) if len(o.shape) == 4)
+        a_i, b_i = (i for i, o in enumerate(outs) if len(o.shape) == 3)
+        _, a1, a2 = outs[a_i].shape
+        _, b1, b2 = outs[b_i].shape
+        if None in (a1, a2, b1, b2):
+            return None
+        for anchor_major, (fa, fb, na, nb) in ((False, (a1, b1, a2, b2)), (True, (a2, b2, a1, b1))):
+            if na != nb or na <= max(fa, fb):
+                continue
+            # the detections tensor has 4 + classes features, the coefficients as many as prototypes
+            for det_i, coef_i, fdet, fcoef in ((a_i, b_i, fa, fb), (b_i, a_i, fb, fa)):
+                nc = fdet - 4
+                proto_nm, proto_nhwc = self._prototypes(ctx, proto_i, {fcoef})
+                if nc >= 1 and proto_nm == fcoef and (known_nc is None or nc == known_nc):
+                    ctx.check_output_dtypes([det_i, coef_i, proto_i])
+                    size = ctx.input_size(32)
+                    normalized = probe_boxes_normalized(
+                        ctx.runtime, ctx.input, ctx.input_layout, size, det_i, anchor_major
+                    )
+                    params = SplitLayout(
+                        fcoef, proto_i, proto_nhwc, boxes_output=det_i, coeffs_output=coef_i, anchor_major=anchor_major,
+                        boxes_normalized=normalized,
+                    )  # fmt: skip
+                    summary = "EdgeFirst two-way split: boxes + scores, coefficients, NMS by edgeseg"
+                    return Layout("yolo_split", "yolo_two_way", params, nc, summary, names=names)
+        return None
+
+
+FAMILY = YoloSplitFamily()
