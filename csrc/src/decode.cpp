@@ -120,6 +120,33 @@ EDGESEG_CLONES void argmax_rows(const uint8_t* f, int64_t s, int64_t r, uint8_t*
   argmax_rows_impl(f, s, r, b, k, n);
 }
 
+// Maximum of n contiguous values; for float data, whether any was NaN or infinite.
+template <typename T>
+inline __attribute__((always_inline)) int max_column_impl(const T* __restrict col, int64_t n,
+                                                          T* top) {
+  int32_t bad = 0;
+  T m = *top;
+  for (int64_t c = 0; c < n; ++c) {
+    const T v = col[c];
+    if constexpr (std::is_floating_point_v<T>) {
+      const T zero_if_finite = v - v;
+      bad |= static_cast<int32_t>(zero_if_finite != zero_if_finite);
+    }
+    m = v > m ? v : m;
+  }
+  *top = m;
+  return bad;
+}
+EDGESEG_CLONES int max_column(const float* c, int64_t n, float* t) {
+  return max_column_impl(c, n, t);
+}
+EDGESEG_CLONES int max_column(const int8_t* c, int64_t n, int8_t* t) {
+  return max_column_impl(c, n, t);
+}
+EDGESEG_CLONES int max_column(const uint8_t* c, int64_t n, uint8_t* t) {
+  return max_column_impl(c, n, t);
+}
+
 // Threshold in the data's own domain: a score passes when it is strictly above `Threshold<T>`.
 template <typename T>
 using Threshold = std::conditional_t<std::is_floating_point_v<T>, float, int32_t>;
@@ -166,19 +193,26 @@ bool best_class(const View2D& pred, int64_t first_row, int64_t num_classes, Thre
       }
     }
   } else {
+    // Anchor-major data (NHWC split heads, transposed outputs): a branch-free maximum down each
+    // column (vectorized when the classes are contiguous), the class index only for candidates.
+    const int64_t sr = pred.stride_row;
     for (int64_t a = 0; a < n; ++a) {
-      const T* col = data + a * pred.stride_col + first_row * pred.stride_row;
+      const T* col = data + a * pred.stride_col + first_row * sr;
       T top = lowest;
-      int32_t arg = 0;
-      for (int32_t c = 0; c < num_classes; ++c) {
-        const T v = col[c * pred.stride_row];
-        if constexpr (std::is_floating_point_v<T>) bad |= !std::isfinite(v);
-        if (v > top) {
-          top = v;
-          arg = c;
+      if (sr == 1) {
+        bad |= max_column(col, num_classes, &top);
+      } else {
+        for (int64_t c = 0; c < num_classes; ++c) {
+          const T v = col[c * sr];
+          if constexpr (std::is_floating_point_v<T>) bad |= !std::isfinite(v);
+          top = v > top ? v : top;
         }
       }
       b[a] = top;
+      int32_t arg = 0;
+      if (static_cast<Threshold<T>>(top) > thr) {
+        while (col[arg * sr] != top) ++arg;  // the first class reaching the maximum, as argmax
+      }
       k[a] = arg;
     }
   }
