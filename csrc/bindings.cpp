@@ -25,7 +25,7 @@ py::object decode_yolo(const py::object& pred, const py::object& num_classes_obj
                        const py::object& pre_nms_topk, const py::object& agnostic,
                        const py::object& class_allowed, const py::object& quant,
                        const py::object& box_scale, const py::object& coeffs_obj,
-                       const py::object& coeffs_quant) {
+                       const py::object& coeffs_quant, const py::object& objectness_obj) {
   py::array keep, keep_coeffs;
   const auto v = view2d(pred, quant, "prediction", &keep);
   edgeseg::View2D coeffs;
@@ -36,10 +36,11 @@ py::object decode_yolo(const py::object& pred, const py::object& num_classes_obj
   opt.iou = to_float(iou, "iou");
   opt.pre_nms_topk = to_int64(pre_nms_topk, "pre_nms_topk");
   opt.agnostic = to_bool(agnostic, "agnostic");
+  const bool objectness = to_bool(objectness_obj, "objectness");
   edgeseg::Detections d;
   {
     py::gil_scoped_release release;
-    d = edgeseg::decode_yolo(v, num_classes, opt, separate ? &coeffs : nullptr);
+    d = edgeseg::decode_yolo(v, num_classes, opt, separate ? &coeffs : nullptr, objectness);
   }
   return detections_to_python(std::move(d));
 }
@@ -474,7 +475,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("iou"), py::arg("max_det"), py::arg("pre_nms_topk"), py::arg("agnostic"),
         py::arg("class_allowed") = py::none(), py::arg("quant") = py::none(),
         py::arg("box_scale") = py::make_tuple(1.f, 1.f), py::arg("coefficients") = py::none(),
-        py::arg("coefficients_quant") = py::none());
+        py::arg("coefficients_quant") = py::none(), py::arg("objectness") = false);
   m.def("decode_yolo_e2e", &decode_yolo_e2e, py::arg("rows"), py::arg("num_classes"),
         py::arg("conf"), py::arg("max_det"), py::arg("class_allowed") = py::none(),
         py::arg("quant") = py::none(), py::arg("box_scale") = py::make_tuple(1.f, 1.f));

@@ -296,6 +296,60 @@ void check_score(float score, const Quant& quant, bool quantized) {
         "or is this output not the detections?");
 }
 
+// Candidates of an anchor-based head with objectness (YOLOv5 / YOLOv7-seg): row 4 of `pred` is
+// the objectness, rows 5 .. 5 + num_classes the class probabilities. As the reference does:
+// anchors whose objectness is above conf, then each one's best class, score = objectness x class
+// probability in float (after dequantization), kept when above conf. Since class probabilities are
+// at most 1, the objectness threshold is one compare in the data's own type (integer when
+// quantized), and only the anchors passing it are scanned for their class. Objectness and the
+// best class probability of those are checked to be probabilities.
+template <typename T>
+void objectness_candidates(const View2D& pred, int64_t num_classes, const DecodeOptions& opt,
+                           std::vector<Candidate>& cand) {
+  const Threshold<T> thr = raw_threshold<T>(opt.conf, pred.quant);
+  const bool quantized = !std::is_floating_point_v<T>;
+  const T* data = static_cast<const T*>(pred.data);
+  const T* obj_row = data + 4 * pred.stride_row;
+  for (int64_t a = 0; a < pred.cols; ++a) {
+    const T o = obj_row[a * pred.stride_col];
+    if constexpr (std::is_floating_point_v<T>) {
+      if (!std::isfinite(o)) throw_nonfinite_scores();
+    }
+    if (!(static_cast<Threshold<T>>(o) > thr)) continue;
+    const T* col = data + a * pred.stride_col + 5 * pred.stride_row;
+    T top = col[0];
+    int32_t arg = 0;
+    for (int32_t c = 0; c < num_classes; ++c) {
+      const T v = col[c * pred.stride_row];
+      if constexpr (std::is_floating_point_v<T>) {
+        if (!std::isfinite(v)) throw_nonfinite_scores();
+      }
+      if (v > top) {  // the first maximum, as torch.max
+        top = v;
+        arg = c;
+      }
+    }
+    const float obj = real(o, pred.quant), cls = real(top, pred.quant);
+    check_score(obj, pred.quant, quantized);
+    check_score(cls, pred.quant, quantized);
+    const float score = obj * cls;
+    if (score > opt.conf && allowed(opt, arg))
+      cand.push_back({score, static_cast<int32_t>(a), arg});
+  }
+}
+
+void objectness_candidates_of(const View2D& pred, int64_t num_classes, const DecodeOptions& opt,
+                              std::vector<Candidate>& cand) {
+  switch (pred.dtype) {
+    case DType::kInt8:
+      return objectness_candidates<int8_t>(pred, num_classes, opt, cand);
+    case DType::kUInt8:
+      return objectness_candidates<uint8_t>(pred, num_classes, opt, cand);
+    default:
+      return objectness_candidates<float>(pred, num_classes, opt, cand);
+  }
+}
+
 void check_finite(const float* v, int64_t n, const char* what) {
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite(v[i]))
@@ -470,9 +524,17 @@ void split_box(const SplitLevel& lv, int64_t cell, float* b) {
 }  // namespace
 
 Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt,
-                       const View2D* coeffs) {
+                       const View2D* coeffs, bool objectness) {
   check_view(pred, "prediction");
   check_num_classes(num_classes);
+  if (objectness) {
+    if (coeffs != nullptr)
+      throw InvalidArgument("separate coefficients are not supported with an objectness row");
+    if (pred.rows - 5 < num_classes)  // not rows < 5 + num_classes: that sum can overflow
+      throw InvalidArgument("prediction has " + std::to_string(pred.rows) +
+                            " features per anchor; expected at least 4 box + 1 objectness + " +
+                            std::to_string(num_classes) + " class scores");
+  }
   if (pred.rows - 4 < num_classes)  // not rows < 4 + num_classes: that sum can overflow
     throw InvalidArgument("prediction has " + std::to_string(pred.rows) +
                           " features per anchor; expected at least 4 box + " +
@@ -490,9 +552,17 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
       throw InvalidArgument("coefficients have " + std::to_string(coeffs->cols) +
                             " anchors; the prediction has " + std::to_string(pred.cols));
   }
-  const int64_t nm = coeffs != nullptr ? coeffs->rows : pred.rows - 4 - num_classes;
+  const int64_t first_coeff = (objectness ? 5 : 4) + num_classes;
+  const int64_t nm = coeffs != nullptr ? coeffs->rows : pred.rows - first_coeff;
   std::vector<Candidate> cand;
-  candidates_of(pred, 4, num_classes, opt, 0, cand);
+  if (objectness)
+    objectness_candidates_of(pred, num_classes, opt, cand);
+  else
+    candidates_of(pred, 4, num_classes, opt, 0, cand);
+  // A product of two quantized probabilities, each checked to be at most 1 + one step, is at most
+  // 1 + 2 steps + a step squared.
+  const float step = quant_step(pred);
+  const float score_step = objectness ? step * (2.f + step) : step;
   const auto box = [&](int64_t a, float* b) {
     // Scaled before halving, in this order, as the reference denormalizes and then converts.
     const float cx = pred.at(0, a) * opt.box_scale_x, cy = pred.at(1, a) * opt.box_scale_y;
@@ -503,10 +573,10 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
     b[3] = cy + hh;
   };
   if (coeffs != nullptr)
-    return select(cand, nm, opt, quant_step(pred), box,
+    return select(cand, nm, opt, score_step, box,
                   [&](int64_t a, int64_t c) { return coeffs->at(c, a); });
-  return select(cand, nm, opt, quant_step(pred), box,
-                [&](int64_t a, int64_t c) { return pred.at(4 + num_classes + c, a); });
+  return select(cand, nm, opt, score_step, box,
+                [&](int64_t a, int64_t c) { return pred.at(first_coeff + c, a); });
 }
 
 Detections decode_yolo_e2e(const View2D& rows, int64_t num_classes, const DecodeOptions& opt) {

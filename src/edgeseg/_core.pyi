@@ -78,9 +78,48 @@ def decode_yolo(
     class_allowed: npt.ArrayLike | None = None,
     quant: _Quant | None = None,
     box_scale: tuple[float, float] = (1.0, 1.0),
+    coefficients: npt.ArrayLike | None = None,
+    coefficients_quant: _Quant | None = None,
+    objectness: bool = False,
 ) -> Detections:
     """Raw YOLOv8/YOLO11-seg head (features x anchors) -> Detections after the score threshold and NMS, by
-    descending score."""
+    descending score. ``coefficients``: the mask coefficients in a tensor of their own (coefficients x
+    anchors). ``objectness``: an anchor-based YOLOv5 / YOLOv7-seg head, features = 4 box + objectness +
+    classes + coefficients; anchors need objectness > conf and score objectness x best class probability."""
+
+def decode_yolo_split(
+    levels: list[dict[str, Any]],
+    num_classes: int,
+    conf: float,
+    iou: float,
+    max_det: int,
+    pre_nms_topk: int,
+    agnostic: bool,
+    class_allowed: npt.ArrayLike | None = None,
+) -> Detections:
+    """Split YOLOv8/YOLO11-seg head: one dict per stride (``boxes`` DFL bins x cells, ``scores`` classes x cells,
+    ``coefficients`` x cells, optional ``score_sum`` 1 x cells, ``grid_hw``, ``stride``, and ``<name>_quant``
+    for quantized tensors) -> Detections as ``decode_yolo``."""
+
+def decode_yolo_scored(
+    boxes: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    class_ids: npt.ArrayLike,
+    coefficients: npt.ArrayLike,
+    num_classes: int,
+    conf: float,
+    iou: float,
+    max_det: int,
+    pre_nms_topk: int,
+    agnostic: bool,
+    class_allowed: npt.ArrayLike | None = None,
+    boxes_quant: _Quant | None = None,
+    scores_quant: _Quant | None = None,
+    coefficients_quant: _Quant | None = None,
+    box_scale: tuple[float, float] = (1.0, 1.0),
+) -> Detections:
+    """Scored head (boxes N x 4 x1 y1 x2 y2, best-class scores N, class ids N, coefficients N x C, as Qualcomm AI
+    Hub exports) -> Detections as ``decode_yolo``."""
 
 def decode_yolo_e2e(
     rows: npt.ArrayLike,

@@ -98,9 +98,11 @@ struct Detections {
 // (cx, cy, w, h, class scores, mask coefficients) and cols = anchors. Quantized predictions are
 // thresholded in the quantized domain; only surviving candidates are dequantized. With `coeffs`
 // (rows = num_coeffs, cols = anchors), the coefficients come from that tensor and `pred` holds
-// only 4 + num_classes rows (EdgeFirst's two-way split).
+// only 4 + num_classes rows (EdgeFirst's two-way split). With `objectness` (YOLOv5 / YOLOv7-seg),
+// row 4 is the objectness and the classes follow it (4 + 1 + num_classes + num_coeffs rows):
+// anchors need objectness > conf, and their score is objectness x best class probability.
 Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt,
-                       const View2D* coeffs = nullptr);
+                       const View2D* coeffs = nullptr, bool objectness = false);
 
 // End-to-end head (NMS inside the graph): rows = detections, cols = x1 y1 x2 y2 score class coeffs.
 // Only the score threshold, class filter and max_det apply; rows keep their order.

@@ -1,4 +1,15 @@
-"""Ultralytics YOLOv8 / YOLO11 segmentation heads: the raw head and the end-to-end (NMS in graph) export."""
+"""Ultralytics YOLO segmentation heads: the YOLOv8 / YOLO11 / YOLOv9 / YOLO26 raw head, the end-to-end (NMS in
+graph) export, and the anchor-based YOLOv5 / YOLOv7-seg head with objectness.
+
+YOLOv5 / YOLOv7-seg (head ``yolov5``) follow YOLOv5's ``segment/predict.py``: ``non_max_suppression`` with
+conf 0.25, IoU 0.45, max_det 1000 (anchors whose objectness is above conf, score = objectness x class
+probability, the best class of each, class-offset NMS), then masks. YOLOv5 offers two mask processes:
+``process_mask`` (its default: crop at prototype resolution with boxes scaled down, then upsample to the
+input) and ``process_mask_native`` (``--retina-masks``: upsample to the original image, then crop with the
+boxes there). edgeseg assembles every family's masks the native way (``_core.assemble_masks``), so its masks
+match ``process_mask_native``. Two deliberate differences: boxes are not rounded to whole pixels (YOLOv5
+rounds them before cropping the masks), and instances whose mask is empty are dropped (YOLOv5 keeps them).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +23,32 @@ from .._core import Letterbox
 from ..masks import InstanceMasks
 from ..preprocess import PAD_VALUE, to_input
 from ..runtimes.base import Runtime, TensorInfo
-from ..spec import MAX_CLASSES, MAX_STRIDE, Layout, LoadContext, ModelSpec, literal, meta_int, names_from_metadata
+from ..spec import (
+    MAX_CLASSES,
+    MAX_STRIDE,
+    Defaults,
+    Layout,
+    LoadContext,
+    ModelSpec,
+    literal,
+    meta_int,
+    names_from_metadata,
+)
 from .base import Head, Instances, PostprocessOptions
 from .suppress import suppress
 
-LAYOUTS = """Ultralytics YOLOv8 / YOLO11 segmentation (family "yolo"):
+LAYOUTS = """Ultralytics YOLO segmentation (family "yolo"):
   yolo:        one input [B, 3, H, W] (or NHWC); outputs [B, 4 + classes + C, anchors] (or transposed)
-               and prototypes [B, C, h, w] (or NHWC)
-  yolo_e2e:    outputs [B, K, 6 + C] (x1, y1, x2, y2, score, class, C coefficients) and prototypes"""
+               and prototypes [B, C, h, w] (or NHWC) (YOLOv8, YOLO11, YOLOv9 gelan-seg)
+  yolo_e2e:    outputs [B, K, 6 + C] (x1, y1, x2, y2, score, class, C coefficients) and prototypes
+               (end-to-end exports, YOLO26)
+  yolov5:      outputs [B, 3 x cells, 4 + 1 + classes + C] (cx, cy, w, h, objectness, classes, C coefficients;
+               3 anchors per cell of strides 8, 16, 32) and prototypes (YOLOv5-seg, YOLOv7-seg)"""
+
+# YOLOv5-seg's reference postprocess (segment/predict.py, utils/general.py non_max_suppression).
+YOLOV5_DEFAULTS = Defaults(conf=0.25, iou=0.45, max_det=1000)
+ANCHORS_PER_CELL = 3  # YOLOv5 / YOLOv7: three anchor boxes per grid cell
+STRIDE_SETS = ((8, 16, 32), (8, 16, 32, 64))  # P5 and P6 models
 
 
 @dataclass(frozen=True)
@@ -33,6 +62,8 @@ class YoloLayout:
         prototypes_output: index of the prototypes output.
         prototypes_nhwc: prototypes are [B, h, w, C] instead of [B, C, h, w].
         boxes_normalized: box coordinates are fractions of the input size (TFLite exports) rather than pixels.
+        objectness: the raw head has an objectness feature after the box (YOLOv5 / YOLOv7-seg): features are
+            cx, cy, w, h, objectness, class probabilities, coefficients, and score = objectness x class.
     """
 
     num_coeffs: int
@@ -41,6 +72,7 @@ class YoloLayout:
     prototypes_output: int
     prototypes_nhwc: bool
     boxes_normalized: bool
+    objectness: bool = False
 
     def describe(self) -> tuple[list[str], dict[int, str]]:
         """Lines for ``edgeseg info`` and each output's role."""
@@ -48,6 +80,8 @@ class YoloLayout:
             f"mask coeffs: {self.num_coeffs}",
             f"boxes:       {'normalized to 0..1' if self.boxes_normalized else 'input pixels'}",
         ]
+        if self.objectness:
+            lines.append("objectness:  yes (score = objectness x class probability, as YOLOv5)")
         return lines, {self.detections_output: "detections", self.prototypes_output: "prototypes"}
 
 
@@ -126,7 +160,9 @@ class YoloSegBase:
 
 
 class YoloHead(YoloSegBase):
-    """Raw head: [features, anchors] with features = cx, cy, w, h, class scores, mask coefficients."""
+    """Raw head: [features, anchors] with features = cx, cy, w, h, class scores, mask coefficients; with
+    ``layout.objectness`` (YOLOv5 / YOLOv7-seg, see the module docstring) cx, cy, w, h, objectness, class
+    probabilities, mask coefficients."""
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -150,6 +186,7 @@ class YoloHead(YoloSegBase):
                 options.class_allowed,
                 quant=self._det_info.quant,
                 box_scale=box_scale,
+                objectness=self.layout.objectness,
             )
 
         return self._suppressed(outputs, index, lb, options, decode)
@@ -159,6 +196,10 @@ class YoloHead(YoloSegBase):
         pred = outputs[self.layout.detections_output][index]
         if self.layout.detections_anchor_major:
             pred = pred.T
+        if self.layout.objectness:  # score = objectness x class probability
+            obj = self._det_info.dequantize(pred[4])
+            cls = self._det_info.dequantize(pred[5 : 5 + self.spec.num_classes].max(axis=0))
+            return float((obj * cls).max()) if obj.size else 0.0
         scores = pred[4 : 4 + self.spec.num_classes]
         return float(self._det_info.dequantize(scores.max(keepdims=True)).max()) if scores.size else 0.0
 
@@ -221,6 +262,7 @@ class YoloFamily:
         proto_nhwc = _prototypes_nhwc(ctx, proto_i, (a, c), known_nc, ctx.options.get("prototypes_layout"))
         p = rt.outputs[proto_i].shape
         nm = p[3] if proto_nhwc else p[1]
+        objectness = not (e2e_meta and c == 6 + nm) and _has_objectness(ctx, det_i, nm, known_nc)
 
         def raw_nc(features: int | None, anchors: int | None) -> int | None:
             if features is None:
@@ -233,6 +275,8 @@ class YoloFamily:
         head, anchor_major = "yolo", False
         if e2e_meta and c == 6 + nm:
             head, nc = "yolo_e2e", known_nc
+        elif objectness:
+            head, nc, anchor_major = "yolov5", c - 5 - nm, True
         elif (nc := raw_nc(a, c)) is not None:
             pass
         elif (nc := raw_nc(c, a)) is not None:
@@ -248,7 +292,7 @@ class YoloFamily:
 
         stride = meta_int(ctx.path, meta, "stride", default=32, high=MAX_STRIDE)
         size = ctx.input_size(stride)
-        normalized = head == "yolo" and probe_boxes_normalized(
+        normalized = head != "yolo_e2e" and probe_boxes_normalized(
             rt, ctx.input, ctx.input_layout, size, det_i, anchor_major
         )
         params = YoloLayout(
@@ -258,7 +302,11 @@ class YoloFamily:
             prototypes_output=proto_i,
             prototypes_nhwc=proto_nhwc,
             boxes_normalized=normalized,
+            objectness=objectness,
         )
+        if objectness:
+            summary = "YOLOv5 / YOLOv7-seg export, anchor-based raw head with objectness, NMS by edgeseg"
+            return Layout("yolo", head, params, nc, summary, names=meta_names, stride=stride, defaults=YOLOV5_DEFAULTS)
         summary = "Ultralytics export, " + ("NMS in the graph" if head == "yolo_e2e" else "raw head, NMS by edgeseg")
         return Layout("yolo", head, params, nc, summary, names=meta_names, stride=stride)
 
@@ -268,6 +316,47 @@ class YoloFamily:
 
 
 FAMILY = YoloFamily()
+
+
+def _grid_cells(hw: tuple[int | None, int | None], strides: tuple[int, ...]) -> int | None:
+    """Grid cells of all levels of an input of ``hw`` (None where dynamic)."""
+    h, w = hw
+    if h is None or w is None:
+        return None
+    return sum(-(-h // s) * -(-w // s) for s in strides)
+
+
+def _has_objectness(ctx: LoadContext, det_i: int, nm: int, known_nc: int | None) -> bool:
+    """Whether the detections output [B, anchors, features] is YOLOv5 / YOLOv7-seg's anchor-based head
+    (4 box + objectness + classes + ``nm`` coefficients) rather than YOLOv8's anchor-free one transposed
+    (4 box + classes + coefficients), decided from facts.
+
+    With class names in the metadata (YOLOv5's exports write ``names`` and ``stride``), the feature count
+    decides. Without, the anchor count: 3 anchors per cell of strides 8, 16, 32 (64) for YOLOv5, one per cell
+    for YOLOv8; the user's ``names`` decide as the metadata's would. A model none of these tell apart is
+    refused: the two readings give different classes and scores.
+    """
+    _, a, c = ctx.runtime.outputs[det_i].shape
+    if c is None or (a is not None and a <= c) or c - 5 - nm < 1:
+        return False  # not anchor-major, or too few features for objectness and a class
+    if c == 6 + nm and known_nc is None:
+        return False  # an end-to-end output without metadata: the caller tells
+    nc = known_nc if known_nc is not None else len(ctx.names) if ctx.names is not None else None
+    if nc is not None:
+        return c == 5 + nc + nm
+    cells = [_grid_cells(ctx.input_hw, strides) for strides in STRIDE_SETS]
+    if a is not None and cells[0] is not None:
+        if a in (ANCHORS_PER_CELL * n for n in cells):
+            return True
+        if a in cells:
+            return False
+    det = ctx.runtime.outputs[det_i]
+    raise ctx.unsupported(
+        f"cannot tell whether output {det.name} {list(det.shape)} is an anchor-based YOLOv5 / YOLOv7-seg head "
+        f"(4 box + objectness + classes + {nm} coefficients, 3 anchors per grid cell) or a YOLOv8 one "
+        f"(4 box + classes + {nm} coefficients, one anchor per cell): the anchor count fits neither the input "
+        "size nor a dynamic one, and the model has no class names in its metadata; pass names= to edgeseg.load"
+    )
 
 
 def _prototypes_nhwc(
@@ -300,7 +389,10 @@ def _prototypes_nhwc(
             return False
         features = [d for d in det_dims if d is not None]
         end2end = any(f == 6 + channels for f in features)
-        raw = any(f - 4 - channels >= 1 and known_nc in (None, f - 4 - channels) for f in features)
+        raw = any(
+            f - 4 - channels >= 1 and known_nc in (None, f - 4 - channels, f - 5 - channels)  # YOLOv8 or v5
+            for f in features
+        )
         if features and not (raw or end2end):
             return False
         in_h, in_w = ctx.input_hw
