@@ -41,6 +41,8 @@ FUNCTIONS = (
     "crop_frame_masks",
     "dynamic_masks",
     "decode_solov2",
+    "decode_yolo_split",
+    "decode_yolo_scored",
 )
 KERNELS = ("gaussian", "linear")
 
@@ -402,6 +404,62 @@ def fuzz_decode_solov2(fdp: atheris.FuzzedDataProvider) -> None:
         check_solov2(out, (lb.src_h, lb.src_w), c, max_det, kw["soft"], finite_inputs)
 
 
+def fuzz_split_tensor(fdp: atheris.FuzzedDataProvider, channels: int, cells: int) -> tuple[Any, Any]:
+    """A (channels, cells) tensor of any dtype and layout (NCHW rows or an NHWC transposed view) and its quant."""
+    a = fuzzlib.fuzz_array(fdp, (np.float32, np.int8, np.uint8), (channels, cells))
+    if isinstance(a, np.ndarray) and a.ndim == 2 and fdp.ConsumeBool():
+        a = np.ascontiguousarray(a.T).T  # NHWC: classes contiguous per cell
+    dtype = a.dtype if isinstance(a, np.ndarray) else np.float32
+    return a, fuzzlib.fuzz_quant(fdp, dtype)
+
+
+def fuzz_decode_yolo_split(fdp: atheris.FuzzedDataProvider) -> None:
+    nc, nm = fdp.ConsumeIntInRange(1, 6), fdp.ConsumeIntInRange(0, 5)
+    bins = good_or_bad(fdp, (16, 1, 4), (0, 3))
+    levels = []
+    for _ in range(fdp.ConsumeIntInRange(0, 3) if fuzzlib.rarely(fdp, 8) else fdp.ConsumeIntInRange(1, 3)):
+        h, w = fdp.ConsumeIntInRange(1, 6), fdp.ConsumeIntInRange(1, 6)
+        cells = h * w if not fuzzlib.rarely(fdp, 16) else h * w + 1
+        lv: dict[str, Any] = {
+            "grid_hw": (h, w),
+            "stride": good_or_bad(fdp, (8.0, 16.0, 32.0), (0.0, -1.0, float("nan"))),
+        }
+        lv["boxes"], lv["boxes_quant"] = fuzz_split_tensor(fdp, 4 * max(bins, 0) if bins > 0 else 3, cells)
+        lv["scores"], lv["scores_quant"] = fuzz_split_tensor(fdp, nc if not fuzzlib.rarely(fdp, 16) else nc + 1, cells)
+        lv["coefficients"], lv["coefficients_quant"] = fuzz_split_tensor(fdp, nm, cells)
+        if fdp.ConsumeBool():
+            lv["score_sum"], lv["score_sum_quant"] = fuzz_split_tensor(fdp, 1, cells)
+        levels.append(lv)
+    conf, iou = fuzz_threshold(fdp), fuzz_threshold(fdp)
+    max_det, topk = fuzzlib.fuzz_int(fdp, 0, 50), fuzzlib.fuzz_int(fdp, 1, 500)
+    agnostic = fdp.ConsumeBool()
+    fuzzlib.debug("decode_yolo_split", levels=len(levels), nc=nc, nm=nm, conf=conf, max_det=max_det)
+    out = fuzzlib.value_error_or(lambda: _core.decode_yolo_split(levels, nc, conf, iou, max_det, topk, agnostic))
+    if out is not None:
+        check_detections(out, nc, nm, conf, max_det)
+
+
+def fuzz_decode_yolo_scored(fdp: atheris.FuzzedDataProvider) -> None:
+    nc, nm = fdp.ConsumeIntInRange(1, 6), fdp.ConsumeIntInRange(0, 5)
+    n = fuzzlib.fuzz_dim(fdp, 300)
+    boxes = fuzz_boxes(fdp, n)
+    scores = fuzzlib.fuzz_array(fdp, (np.float32, np.int8, np.uint8), (n if not fuzzlib.rarely(fdp, 16) else n + 1,))
+    sdt = scores.dtype if isinstance(scores, np.ndarray) else np.float32
+    squant = fuzzlib.fuzz_quant(fdp, sdt)
+    classes = fuzzlib.fuzz_array(fdp, (np.int32, np.int64, np.uint8), (n,))
+    coeffs = fuzzlib.fuzz_array(fdp, (np.float32,), (n, nm))
+    conf, iou = fuzz_threshold(fdp), fuzz_threshold(fdp)
+    max_det = fuzzlib.fuzz_int(fdp, 0, 50)
+    fuzzlib.debug("decode_yolo_scored", n=n, nc=nc, nm=nm, conf=conf, max_det=max_det)
+    out = fuzzlib.value_error_or(
+        lambda: _core.decode_yolo_scored(
+            boxes, scores, classes, coeffs, nc, conf, iou, max_det, 1000, fdp.ConsumeBool(), scores_quant=squant
+        )
+    )
+    if out is not None:
+        check_detections(out, nc, nm, conf, max_det)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Checks (not instrumented: numpy comparisons here are fine)
 # ---------------------------------------------------------------------------------------------------
@@ -410,6 +468,18 @@ def fuzz_decode_solov2(fdp: atheris.FuzzedDataProvider) -> None:
 def fuzzcheck_finite(a: Any) -> bool:
     """Whether ``a`` is a float array of finite values."""
     return isinstance(a, np.ndarray) and a.dtype.kind == "f" and bool(np.isfinite(a).all())
+
+
+def check_detections(out: Any, nc: int, nm: int, conf: float, max_det: int) -> None:
+    """Detections: consistent shapes, finite boxes, scores above conf and descending, classes in range."""
+    boxes, scores, class_ids, coeffs = out
+    k = len(scores)
+    fuzzlib.bucket(k)
+    assert boxes.shape == (k, 4) and class_ids.shape == (k,) and coeffs.shape == (k, nm), (boxes.shape, coeffs.shape)
+    assert k <= max_det, (k, max_det)
+    assert np.isfinite(boxes).all() and np.isfinite(coeffs).all()
+    assert (scores > conf).all() and (np.diff(scores) <= 0).all(), scores
+    assert ((class_ids >= 0) & (class_ids < nc)).all(), class_ids
 
 
 def check_nms(out: Any, n: int, scores: Any, max_det: int, columns: int | None, decayed: bool = False) -> None:
