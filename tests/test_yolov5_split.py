@@ -214,3 +214,53 @@ def test_bad_channel_count_is_a_clear_error(tmp_path: Path) -> None:
     bad = _with_outputs(tmp_path / "bad.onnx", pad)
     with pytest.raises(ModelError, match=r"stride 16: expected YOLOv5 predictions .*output2 \(256 channels\)"):
         edgeseg.load(bad)
+
+
+def _quantized(dst: Path) -> Path:
+    """SPLIT with every output quantized in the graph (QuantizeLinear, per-tensor): predictions uint8 (1/255),
+    coefficients and prototypes int8, as an RKNN export hands them over."""
+    model = onnx.load(str(SPLIT))
+    graph = model.graph
+    for k, out in enumerate(graph.output):
+        name = out.name
+        for node in graph.node:
+            node.output[:] = [f"{name}_float" if o == name else o for o in node.output]
+        channels = out.type.tensor_type.shape.dim[1].dim_value
+        if channels == 3 * 85:
+            scale, zp, dtype = 1 / 255, 0, onnx.TensorProto.UINT8
+        else:
+            scale, zp, dtype = (0.04 if channels == 96 else 0.06), 3 * (k % 2), onnx.TensorProto.INT8
+        graph.initializer.append(onnx.helper.make_tensor(f"{name}_scale", onnx.TensorProto.FLOAT, [], [scale]))
+        graph.initializer.append(onnx.helper.make_tensor(f"{name}_zp", dtype, [], [zp]))
+        graph.node.append(
+            onnx.helper.make_node("QuantizeLinear", [f"{name}_float", f"{name}_scale", f"{name}_zp"], [name])
+        )
+        out.type.tensor_type.elem_type = dtype
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_quantized_split_decodes_in_integer_domain(tmp_path: Path) -> None:
+    """uint8 predictions, int8 coefficients and prototypes: the same detections as the float layout decoding the
+    dequantized outputs."""
+    require_shared()
+    model = edgeseg.load(_quantized(tmp_path / "int8.onnx"))
+    assert model.spec.head == "yolov5_levels"
+    assert all(o.dtype != np.float32 and o.scale is not None for o in model.spec.outputs)
+    float_model = edgeseg.load(SPLIT)
+    options = model.options()
+    cmp, found = Comparison(), 0
+    for image in sorted(IMAGES.glob("*.jpg"))[:NUM_IMAGES]:
+        image_id = int(image.stem)
+        tensor, boxes = model.preprocess([read_image(image)])
+        outputs = model.infer(tensor)
+        ours = model.postprocess(outputs, boxes, options)[0]
+        real = [info.dequantize(o) for info, o in zip(model.spec.outputs, outputs)]
+        reference = float_model.postprocess(real, boxes, options)[0]
+        found += len(reference)
+        compare_image(ours.to_coco(image_id), reference.to_coco(image_id), image_id, cmp)
+    print(f"\nint8: {found} detections on {NUM_IMAGES} images: {cmp.summary()}")
+    assert found >= 5 * NUM_IMAGES
+    assert not cmp.count_mismatches and not cmp.unmatched, cmp.summary()
+    assert min(cmp.box_ious) >= 0.999 and max(cmp.score_errors) <= 1e-6, cmp.summary()
+    assert np.mean(cmp.mask_ious) >= 0.999, cmp.summary()
