@@ -42,6 +42,7 @@ FUNCTIONS = (
     "dynamic_masks",
     "decode_solov2",
     "decode_yolo_split",
+    "decode_yolov5_split",
     "decode_yolo_scored",
 )
 KERNELS = ("gaussian", "linear")
@@ -435,6 +436,32 @@ def fuzz_decode_yolo_split(fdp: atheris.FuzzedDataProvider) -> None:
     agnostic = fdp.ConsumeBool()
     fuzzlib.debug("decode_yolo_split", levels=len(levels), nc=nc, nm=nm, conf=conf, max_det=max_det)
     out = fuzzlib.value_error_or(lambda: _core.decode_yolo_split(levels, nc, conf, iou, max_det, topk, agnostic))
+    if out is not None:
+        check_detections(out, nc, nm, conf, max_det)
+
+
+def fuzz_decode_yolov5_split(fdp: atheris.FuzzedDataProvider) -> None:
+    nc, nm = fdp.ConsumeIntInRange(1, 6), fdp.ConsumeIntInRange(0, 5)
+    na = good_or_bad(fdp, (3, 1), (0, 2))
+    levels = []
+    for _ in range(fdp.ConsumeIntInRange(0, 3) if fuzzlib.rarely(fdp, 8) else fdp.ConsumeIntInRange(1, 3)):
+        h, w = fdp.ConsumeIntInRange(1, 6), fdp.ConsumeIntInRange(1, 6)
+        cells = h * w if not fuzzlib.rarely(fdp, 16) else h * w + 1
+        anchors = [(good_or_bad(fdp, (10.0, 33.0), (0.0, -1.0, float("inf"))), 13.0) for _ in range(max(na, 1))]
+        lv: dict[str, Any] = {
+            "grid_hw": (h, w),
+            "stride": good_or_bad(fdp, (8.0, 16.0, 32.0), (0.0, -1.0, float("nan"))),
+            "anchors": anchors if not fuzzlib.rarely(fdp, 16) else anchors[:-1],
+        }
+        rows = max(na, 1) * (5 + nc) if not fuzzlib.rarely(fdp, 16) else max(na, 1) * (5 + nc) + 1
+        lv["preds"], lv["preds_quant"] = fuzz_split_tensor(fdp, rows, cells)
+        lv["coefficients"], lv["coefficients_quant"] = fuzz_split_tensor(fdp, max(na, 1) * nm, cells)
+        levels.append(lv)
+    conf, iou = fuzz_threshold(fdp), fuzz_threshold(fdp)
+    max_det, topk = fuzzlib.fuzz_int(fdp, 0, 50), fuzzlib.fuzz_int(fdp, 1, 500)
+    agnostic = fdp.ConsumeBool()
+    fuzzlib.debug("decode_yolov5_split", levels=len(levels), nc=nc, nm=nm, conf=conf, max_det=max_det)
+    out = fuzzlib.value_error_or(lambda: _core.decode_yolov5_split(levels, nc, conf, iou, max_det, topk, agnostic))
     if out is not None:
         check_detections(out, nc, nm, conf, max_det)
 

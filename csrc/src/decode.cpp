@@ -296,27 +296,28 @@ void check_score(float score, const Quant& quant, bool quantized) {
         "or is this output not the detections?");
 }
 
-// Candidates of an anchor-based head with objectness (YOLOv5 / YOLOv7-seg): row 4 of `pred` is
-// the objectness, rows 5 .. 5 + num_classes the class probabilities. As the reference does:
-// anchors whose objectness is above conf, then each one's best class, score = objectness x class
-// probability in float (after dequantization), kept when above conf. Since class probabilities are
-// at most 1, the objectness threshold is one compare in the data's own type (integer when
-// quantized), and only the anchors passing it are scanned for their class. Objectness and the
-// best class probability of those are checked to be probabilities.
+// Candidates of an anchor-based head with objectness (YOLOv5 / YOLOv7-seg): row `obj_row` of
+// `pred` is the objectness, the num_classes rows after it the class probabilities. As the reference
+// does: anchors whose objectness is above conf, then each one's best class, score = objectness x
+// class probability in float (after dequantization), kept when above conf. Since class
+// probabilities are at most 1, the objectness threshold is one compare in the data's own type
+// (integer when quantized), and only the anchors passing it are scanned for their class. Objectness
+// and the best class probability of those are checked to be probabilities.
 template <typename T>
-void objectness_candidates(const View2D& pred, int64_t num_classes, const DecodeOptions& opt,
+void objectness_candidates(const View2D& pred, int64_t obj_row, int64_t num_classes,
+                           const DecodeOptions& opt, int32_t anchor0,
                            std::vector<Candidate>& cand) {
   const Threshold<T> thr = raw_threshold<T>(opt.conf, pred.quant);
   const bool quantized = !std::is_floating_point_v<T>;
   const T* data = static_cast<const T*>(pred.data);
-  const T* obj_row = data + 4 * pred.stride_row;
+  const T* objs = data + obj_row * pred.stride_row;
   for (int64_t a = 0; a < pred.cols; ++a) {
-    const T o = obj_row[a * pred.stride_col];
+    const T o = objs[a * pred.stride_col];
     if constexpr (std::is_floating_point_v<T>) {
       if (!std::isfinite(o)) throw_nonfinite_scores();
     }
     if (!(static_cast<Threshold<T>>(o) > thr)) continue;
-    const T* col = data + a * pred.stride_col + 5 * pred.stride_row;
+    const T* col = data + a * pred.stride_col + (obj_row + 1) * pred.stride_row;
     T top = col[0];
     int32_t arg = 0;
     for (int32_t c = 0; c < num_classes; ++c) {
@@ -334,19 +335,22 @@ void objectness_candidates(const View2D& pred, int64_t num_classes, const Decode
     check_score(cls, pred.quant, quantized);
     const float score = obj * cls;
     if (score > opt.conf && allowed(opt, arg))
-      cand.push_back({score, static_cast<int32_t>(a), arg});
+      cand.push_back({score, static_cast<int32_t>(anchor0 + a), arg});
   }
 }
 
-void objectness_candidates_of(const View2D& pred, int64_t num_classes, const DecodeOptions& opt,
+// Objectness in row `obj_row` of `pred`, class probabilities in the num_classes rows after it;
+// anchor ids are offset by `anchor0`.
+void objectness_candidates_of(const View2D& pred, int64_t obj_row, int64_t num_classes,
+                              const DecodeOptions& opt, int32_t anchor0,
                               std::vector<Candidate>& cand) {
   switch (pred.dtype) {
     case DType::kInt8:
-      return objectness_candidates<int8_t>(pred, num_classes, opt, cand);
+      return objectness_candidates<int8_t>(pred, obj_row, num_classes, opt, anchor0, cand);
     case DType::kUInt8:
-      return objectness_candidates<uint8_t>(pred, num_classes, opt, cand);
+      return objectness_candidates<uint8_t>(pred, obj_row, num_classes, opt, anchor0, cand);
     default:
-      return objectness_candidates<float>(pred, num_classes, opt, cand);
+      return objectness_candidates<float>(pred, obj_row, num_classes, opt, anchor0, cand);
   }
 }
 
@@ -521,6 +525,60 @@ void split_box(const SplitLevel& lv, int64_t cell, float* b) {
   b[3] = cy + hh;
 }
 
+void check_anchor_level(const AnchorLevel& lv, size_t i, int64_t num_classes, int64_t num_coeffs) {
+  const std::string at = " of level " + std::to_string(i);
+  check_view(lv.preds, ("predictions" + at).c_str());
+  check_view(lv.coeffs, ("coefficients" + at).c_str());
+  if (lv.grid_h < 1 || lv.grid_w < 1 || lv.grid_h > (int64_t{1} << 20) ||
+      lv.grid_w > (int64_t{1} << 20))
+    throw InvalidArgument("grid" + at + " is " + std::to_string(lv.grid_h) + "x" +
+                          std::to_string(lv.grid_w) + "; expected sides in 1..1048576");
+  if (!(lv.stride > 0.f && std::isfinite(lv.stride)))
+    throw InvalidArgument("stride" + at + " must be positive and finite");
+  if (lv.anchors.empty() || lv.anchors.size() % 2 != 0 || lv.anchors.size() > 2 * 64)
+    throw InvalidArgument("anchors" + at + " must be 1..64 (w, h) pairs, got " +
+                          std::to_string(lv.anchors.size()) + " values");
+  for (const float v : lv.anchors) {
+    if (!(v > 0.f && std::isfinite(v)))
+      throw InvalidArgument("anchors" + at + " must be positive and finite, got " +
+                            std::to_string(v));
+  }
+  const int64_t na = static_cast<int64_t>(lv.anchors.size() / 2);
+  const int64_t cells = lv.grid_h * lv.grid_w;
+  const auto cols = [&](const View2D& v, const char* what) {
+    if (v.cols != cells)
+      throw InvalidArgument(std::string(what) + at + " have " + std::to_string(v.cols) +
+                            " cells; the " + std::to_string(lv.grid_h) + "x" +
+                            std::to_string(lv.grid_w) + " grid has " + std::to_string(cells));
+  };
+  cols(lv.preds, "predictions");
+  cols(lv.coeffs, "coefficients");
+  if (lv.preds.rows % na != 0 || lv.preds.rows / na - 5 != num_classes)
+    throw InvalidArgument("predictions" + at + " have " + std::to_string(lv.preds.rows) +
+                          " channels; expected " + std::to_string(na) +
+                          " anchors x (4 box + 1 objectness + " + std::to_string(num_classes) +
+                          " classes)");
+  if (lv.coeffs.rows != na * num_coeffs)
+    throw InvalidArgument("coefficients" + at + " have " + std::to_string(lv.coeffs.rows) +
+                          " channels; expected " + std::to_string(na) + " anchors x " +
+                          std::to_string(num_coeffs) + " coefficients");
+}
+
+// Box of anchor `a` of one cell, as YOLOv5's Detect decodes it: xy = (2 v - 0.5 + grid) x stride,
+// wh = (2 v)^2 x anchor, then corners.
+void anchor_box(const AnchorLevel& lv, int64_t a, int64_t cell, int64_t num_classes, float* b) {
+  const int64_t r = a * (5 + num_classes);
+  const float gx = static_cast<float>(cell % lv.grid_w), gy = static_cast<float>(cell / lv.grid_w);
+  const float cx = (lv.preds.at(r, cell) * 2.f - 0.5f + gx) * lv.stride;
+  const float cy = (lv.preds.at(r + 1, cell) * 2.f - 0.5f + gy) * lv.stride;
+  const float tw = lv.preds.at(r + 2, cell) * 2.f, th = lv.preds.at(r + 3, cell) * 2.f;
+  const float hw = tw * tw * lv.anchors[2 * a] / 2, hh = th * th * lv.anchors[2 * a + 1] / 2;
+  b[0] = cx - hw;
+  b[1] = cy - hh;
+  b[2] = cx + hw;
+  b[3] = cy + hh;
+}
+
 }  // namespace
 
 Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOptions& opt,
@@ -556,7 +614,7 @@ Detections decode_yolo(const View2D& pred, int64_t num_classes, const DecodeOpti
   const int64_t nm = coeffs != nullptr ? coeffs->rows : pred.rows - first_coeff;
   std::vector<Candidate> cand;
   if (objectness)
-    objectness_candidates_of(pred, num_classes, opt, cand);
+    objectness_candidates_of(pred, 4, num_classes, opt, 0, cand);
   else
     candidates_of(pred, 4, num_classes, opt, 0, cand);
   // A product of two quantized probabilities, each checked to be at most 1 + one step, is at most
@@ -663,6 +721,64 @@ Detections decode_yolo_split(const std::vector<SplitLevel>& levels, int64_t num_
       [&](int64_t a, int64_t c) {
         auto [lv, cell] = locate(a);
         return lv.coeffs.at(c, cell);
+      });
+}
+
+Detections decode_yolov5_split(const std::vector<AnchorLevel>& levels, int64_t num_classes,
+                               const DecodeOptions& opt) {
+  check_num_classes(num_classes);
+  check_options(opt, num_classes);
+  if (levels.empty()) throw InvalidArgument("a split head needs at least one level");
+  if (levels[0].anchors.empty() || levels[0].anchors.size() % 2 != 0)
+    throw InvalidArgument("anchors of level 0 must be (w, h) pairs, got " +
+                          std::to_string(levels[0].anchors.size()) + " values");
+  const int64_t na0 = static_cast<int64_t>(levels[0].anchors.size() / 2);
+  if (levels[0].coeffs.rows % na0 != 0)
+    throw InvalidArgument("coefficients of level 0 have " + std::to_string(levels[0].coeffs.rows) +
+                          " channels; expected " + std::to_string(na0) +
+                          " anchors x the number of prototypes");
+  const int64_t nm = levels[0].coeffs.rows / na0;
+  std::vector<int64_t> first(levels.size() + 1, 0);  // anchor id of each level's first anchor
+  for (size_t i = 0; i < levels.size(); ++i) {
+    check_anchor_level(levels[i], i, num_classes, nm);
+    const int64_t n = static_cast<int64_t>(levels[i].anchors.size() / 2);
+    first[i + 1] = first[i] + levels[i].grid_h * levels[i].grid_w * n;
+    if (first[i + 1] > std::numeric_limits<int32_t>::max())
+      throw InvalidArgument("too many anchors (" + std::to_string(first[i + 1]) + ")");
+  }
+  std::vector<Candidate> cand;
+  float score_step = 0.f;
+  for (size_t i = 0; i < levels.size(); ++i) {
+    const AnchorLevel& lv = levels[i];
+    const int64_t cells = lv.grid_h * lv.grid_w;
+    for (size_t a = 0; a < lv.anchors.size() / 2; ++a) {
+      const auto a0 = static_cast<int32_t>(first[i] + static_cast<int64_t>(a) * cells);
+      const int64_t obj_row = static_cast<int64_t>(a) * (5 + num_classes) + 4;
+      objectness_candidates_of(lv.preds, obj_row, num_classes, opt, a0, cand);
+    }
+    // A product of two quantized probabilities, each at most 1 + one step (see decode_yolo).
+    const float step = quant_step(lv.preds);
+    score_step = std::max(score_step, step * (2.f + step));
+  }
+  struct Where {
+    const AnchorLevel& lv;
+    int64_t a, cell;
+  };
+  const auto locate = [&](int64_t id) {  // (level, anchor, cell) of an anchor id
+    size_t i = 0;
+    while (id >= first[i + 1]) ++i;
+    const int64_t cells = levels[i].grid_h * levels[i].grid_w, local = id - first[i];
+    return Where{levels[i], local / cells, local % cells};
+  };
+  return select(
+      cand, nm, opt, score_step,
+      [&](int64_t id, float* b) {
+        const Where w = locate(id);
+        anchor_box(w.lv, w.a, w.cell, num_classes, b);
+      },
+      [&](int64_t id, int64_t c) {
+        const Where w = locate(id);
+        return w.lv.coeffs.at(w.a * nm + c, w.cell);
       });
 }
 

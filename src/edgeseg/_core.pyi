@@ -101,6 +101,21 @@ def decode_yolo_split(
     ``coefficients`` x cells, optional ``score_sum`` 1 x cells, ``grid_hw``, ``stride``, and ``<name>_quant``
     for quantized tensors) -> Detections as ``decode_yolo``."""
 
+def decode_yolov5_split(
+    levels: list[dict[str, Any]],
+    num_classes: int,
+    conf: float,
+    iou: float,
+    max_det: int,
+    pre_nms_topk: int,
+    agnostic: bool,
+    class_allowed: npt.ArrayLike | None = None,
+) -> Detections:
+    """Anchor-based split head (YOLOv5-seg, Rockchip rknn_model_zoo): one dict per stride (``preds``
+    anchors x (5 + classes) x cells, ``coefficients`` anchors x C x cells, ``grid_hw``, ``stride``, ``anchors``
+    (w, h) pairs in input pixels, and ``<name>_quant`` for quantized tensors) -> Detections as ``decode_yolo``
+    with ``objectness=True``; anchor ids level by level, ``a * cells + cell`` within a level."""
+
 def decode_yolo_scored(
     boxes: npt.ArrayLike,
     scores: npt.ArrayLike,

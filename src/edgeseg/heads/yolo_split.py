@@ -1,4 +1,5 @@
-"""YOLOv8/YOLO11-seg heads split for NPUs: Rockchip RKNN, Hailo, Qualcomm AI Hub, EdgeFirst.
+"""YOLOv8/YOLO11-seg heads split for NPUs: Rockchip RKNN, Hailo, Qualcomm AI Hub, EdgeFirst; and YOLOv5-seg's
+anchor-based head as Rockchip's rknn_model_zoo splits it.
 
 NPU toolchains quantize every output with its own scale, so their exports stop before the head
 concatenates boxes, scores and coefficients (see ``edgeseg.headsplit``). Which output is which is
@@ -8,6 +9,13 @@ match the coefficients; every other rank-4 output belongs to the grid its spatia
 logits, one channel per class, one channel per prototype, one channel of score sum). Where channel
 counts alone cannot tell (a model with 32 or 64 classes), the output names decide, then the order
 the exporter writes. The position of an output never matters otherwise.
+
+YOLOv5-seg split (``yolov5_levels``, Rockchip rknn_model_zoo ``yolov5_seg``): two tensors per stride, the
+predictions [B, A x (5 + classes), H, W] (per anchor x, y, w, h, objectness, classes, sigmoid in the graph) and
+the coefficients [B, A x C, H, W]; A anchors per cell (A = coefficient channels / prototypes). The host decodes
+the boxes as YOLOv5's Detect does, with the anchors of the ``anchors`` metadata entry (a literal list: per
+stride [w, h, w, h, ...] as YOLOv5's yaml, or [[w, h], ...], or flat), else YOLOv5's default P3-P5 anchors.
+Thresholds, NMS and masks follow YOLOv5's postprocess (the ``yolov5`` head of the ``yolo`` family).
 """
 
 from __future__ import annotations
@@ -19,14 +27,17 @@ import numpy as np
 
 from .. import _core
 from .._core import Letterbox
-from ..spec import MAX_CLASSES, Layout, LoadContext, ModelSpec, names_from_metadata
+from ..spec import MAX_CLASSES, Layout, LoadContext, ModelSpec, literal, names_from_metadata
 from .base import Head, Instances, PostprocessOptions
-from .yolo import YoloSegBase, probe_boxes_normalized
+from .yolo import YOLOV5_DEFAULTS, YoloSegBase, probe_boxes_normalized
 
 LAYOUTS = """YOLOv8 / YOLO11 segmentation heads split for NPUs (family "yolo_split"):
   yolo_levels:  per stride: box distribution logits [B, 4 x bins, H, W], class probabilities [B, classes, H, W],
                 mask coefficients [B, C, H, W], optionally the score sum [B, 1, H, W] (Rockchip rknn_model_zoo
                 yolov8_seg / yolo11_seg), or all of them NHWC (Hailo); prototypes [B, C, h, w] or NHWC; any order
+  yolov5_levels: per stride: predictions [B, 3 x (5 + classes), H, W] (x, y, w, h, objectness, classes per
+                anchor, sigmoid in the graph) and mask coefficients [B, 3 x C, H, W]; prototypes [B, C, h, w]
+                (Rockchip rknn_model_zoo yolov5_seg); anchors from metadata ``anchors`` or YOLOv5's defaults
   yolo_scored:  boxes [B, N, 4] (x1 y1 x2 y2), scores [B, N], class ids [B, N], coefficients [B, N, C] and
                 prototypes [B, h, w, C] (Qualcomm AI Hub yolov8_seg / yolov11_seg)
   yolo_two_way: boxes and class scores [B, 4 + classes, N], coefficients [B, C, N] (or both anchor-major)
@@ -40,6 +51,12 @@ _ROLE_HINTS = {
     "score_sum": ("sum",),
 }
 _ROLES = ("boxes", "scores", "score_sum", "coeffs")  # the order rknn_model_zoo writes within a stride
+# YOLOv5's default P3-P5 anchors (w, h in input pixels), models/yolov5*-seg.yaml.
+YOLOV5_ANCHORS = {
+    8: ((10.0, 13.0), (16.0, 30.0), (33.0, 23.0)),
+    16: ((30.0, 61.0), (62.0, 45.0), (59.0, 119.0)),
+    32: ((116.0, 90.0), (156.0, 198.0), (373.0, 326.0)),
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,8 @@ class SplitLayout:
             ``yolo_two_way`` uses boxes_output for [4 + classes, N] and coeffs_output).
         anchor_major: ``yolo_two_way`` tensors are [B, N, features].
         boxes_normalized: ``yolo_two_way`` boxes are fractions of the input size (EdgeFirst) rather than pixels.
+        anchors: ``yolov5_levels``: per level, the (w, h) anchors in input pixels (``boxes`` and ``scores`` of
+            each level are then both its predictions tensor).
     """
 
     num_coeffs: int
@@ -82,12 +101,19 @@ class SplitLayout:
     coeffs_output: int = -1
     anchor_major: bool = False
     boxes_normalized: bool = False
+    anchors: tuple[tuple[tuple[float, float], ...], ...] = ()
 
     def describe(self) -> tuple[list[str], dict[int, str]]:
         """Lines for ``edgeseg info`` and each output's role."""
         roles = {self.prototypes_output: "prototypes"}
         lines = [f"mask coeffs: {self.num_coeffs}"]
-        if self.levels:
+        if self.anchors:
+            lines.append(f"strides:     {', '.join(str(lv.stride) for lv in self.levels)} (anchor-based, objectness)")
+            for lv, anchors in zip(self.levels, self.anchors):
+                lines.append(f"anchors {lv.stride}:{' ' * max(1, 4 - len(str(lv.stride)))}{list(anchors)}")
+                roles[lv.boxes] = f"stride {lv.stride} predictions ({len(anchors)} anchors x (5 + classes))"
+                roles[lv.coeffs] = f"stride {lv.stride} mask coefficients ({len(anchors)} anchors)"
+        elif self.levels:
             lines.append(f"strides:     {', '.join(str(lv.stride) for lv in self.levels)} ({self.bins} DFL bins)")
             for lv in self.levels:
                 roles[lv.boxes] = f"stride {lv.stride} box distributions"
@@ -162,6 +188,59 @@ class LevelsHead(YoloSegBase):
             for lv in self.layout.levels
         ]
         return float(max(best))
+
+
+class Yolov5LevelsHead(YoloSegBase):
+    """YOLOv5-seg split per stride (Rockchip): decoded by ``_core.decode_yolov5_split`` in each tensor's dtype."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        out = spec.outputs
+        self._quant = {i: out[i].quant for lv in self.layout.levels for i in (lv.boxes, lv.coeffs)}
+
+    def _view(self, outputs: list[np.ndarray], i: int, index: int) -> np.ndarray:
+        t = outputs[i][index]
+        if self.layout.levels_nhwc:
+            return t.reshape(-1, t.shape[-1]).T
+        return t.reshape(t.shape[0], -1)
+
+    def levels(self, outputs: list[np.ndarray], index: int) -> list[dict]:
+        """The core's level descriptions of image ``index``."""
+        return [
+            {
+                "preds": self._view(outputs, lv.boxes, index),
+                "preds_quant": self._quant[lv.boxes],
+                "coefficients": self._view(outputs, lv.coeffs, index),
+                "coefficients_quant": self._quant[lv.coeffs],
+                "grid_hw": lv.grid,
+                "stride": float(lv.stride),
+                "anchors": anchors,
+            }
+            for lv, anchors in zip(self.layout.levels, self.layout.anchors)
+        ]
+
+    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
+        levels = self.levels(outputs, index)
+
+        def decode(iou: float, max_det: int) -> _core.Detections:
+            return _core.decode_yolov5_split(
+                levels, self.spec.num_classes, options.conf, iou, max_det, options.pre_nms_topk, options.agnostic,
+                options.class_allowed,
+            )  # fmt: skip
+
+        return self._suppressed(outputs, index, lb, options, decode)
+
+    def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
+        """Highest objectness x class probability over every anchor of image ``index`` (a health signal)."""
+        nc, best = self.spec.num_classes, 0.0
+        for lv, anchors in zip(self.layout.levels, self.layout.anchors):
+            info = self.spec.outputs[lv.boxes]
+            pred = self._view(outputs, lv.boxes, index).reshape(len(anchors), 5 + nc, -1)
+            obj = info.dequantize(pred[:, 4])
+            cls = info.dequantize(pred[:, 5:].max(axis=1))
+            if obj.size:
+                best = max(best, float((obj * cls).max()))
+        return best
 
 
 class ScoredHead(YoloSegBase):
@@ -246,7 +325,13 @@ class YoloSplitFamily:
 
     def make_head(self, spec: ModelSpec) -> Head:
         """The decoder for ``spec``."""
-        return {"yolo_levels": LevelsHead, "yolo_scored": ScoredHead, "yolo_two_way": TwoWayHead}[spec.head](spec)
+        heads = {
+            "yolo_levels": LevelsHead,
+            "yolov5_levels": Yolov5LevelsHead,
+            "yolo_scored": ScoredHead,
+            "yolo_two_way": TwoWayHead,
+        }
+        return heads[spec.head](spec)
 
     # -- yolo_levels ---------------------------------------------------------------------------------
 
@@ -294,6 +379,8 @@ class YoloSplitFamily:
         nm = dims(proto_i)[0]
         del by_stride[finest]
         strides = sorted(by_stride)
+        if all(len(by_stride[s]) == 2 for s in strides):
+            return self._v5_levels(ctx, by_stride, dims, nm, proto_i, nhwc, known_nc, names)
         roles_per_level = [self._roles(ctx, by_stride[s], dims, nm, known_nc, s) for s in strides]
         ncs = {dims(r["scores"])[0] for r in roles_per_level}
         bins = {dims(r["boxes"])[0] // 4 for r in roles_per_level}
@@ -310,6 +397,79 @@ class YoloSplitFamily:
         vendor = "Hailo-style NHWC" if nhwc else ("Rockchip RKNN" if levels[0].score_sum is not None else "NCHW")
         summary = f"{vendor} split head, {len(levels)} strides, decoded by edgeseg"
         return Layout("yolo_split", "yolo_levels", params, nc, summary, names=names, stride=max(strides))
+
+    def _v5_levels(
+        self, ctx: LoadContext, by_stride: dict[int, list[int]], dims, nm: int, proto_i: int, nhwc: bool,
+        known_nc: int | None, names: tuple[str, ...] | None,
+    ) -> Layout:  # fmt: skip
+        """``yolov5_levels``: per stride a predictions tensor (A x (5 + classes) channels) and a coefficients one
+        (A x ``nm`` channels)."""
+        outs = ctx.outputs
+        strides = sorted(by_stride)
+        levels, ncs, nas = [], set(), set()
+        for s in strides:
+            group = by_stride[s]
+
+            def fits(pred_i: int, coef_i: int) -> bool:
+                cp, cc = dims(pred_i)[0], dims(coef_i)[0]
+                if cc % nm or cc < nm or cp % (cc // nm):
+                    return False
+                nc = cp // (cc // nm) - 5
+                return nc >= 1 and (known_nc is None or nc == known_nc)
+
+            options = [(p, c) for p, c in (tuple(group), tuple(reversed(group))) if fits(p, c)]
+            if not options:
+                found = ", ".join(f"{outs[i].name} ({dims(i)[0]} channels)" for i in group)
+                raise ctx.unsupported(
+                    f"stride {s}: expected YOLOv5 predictions (anchors x (5 + classes) channels) and mask "
+                    f"coefficients (anchors x {nm} channels), found {found}"
+                )
+            if len(options) > 1:  # the names decide, then rknn_model_zoo's order (predictions first)
+                hinted = [o for o in options if any(h in outs[o[1]].name.lower() for h in _ROLE_HINTS["coeffs"])]
+                options = hinted if len(hinted) == 1 else options
+            pred_i, coef_i = options[0]
+            na = dims(coef_i)[0] // nm
+            nas.add(na)
+            ncs.add(dims(pred_i)[0] // na - 5)
+            levels.append(SplitLevel(s, dims(pred_i)[1:], pred_i, pred_i, coef_i, None))
+        if len(ncs) != 1 or len(nas) != 1:
+            raise ctx.unsupported("the strides disagree on the number of classes or anchors per cell")
+        nc, na = ncs.pop(), nas.pop()
+        if nc > MAX_CLASSES:
+            raise ctx.unsupported(f"the predictions imply {nc} classes, more than {MAX_CLASSES}")
+        ctx.check_output_dtypes([lv.boxes for lv in levels] + [lv.coeffs for lv in levels] + [proto_i])
+        anchors = self._anchors(ctx, strides, na)
+        params = SplitLayout(nm, proto_i, nhwc, tuple(levels), nhwc, anchors=anchors)
+        source = "metadata" if "anchors" in ctx.metadata else "YOLOv5's defaults"
+        summary = (
+            f"Rockchip RKNN YOLOv5-seg split head, {len(levels)} strides, anchors from {source}, decoded by edgeseg"
+        )
+        return Layout(
+            "yolo_split", "yolov5_levels", params, nc, summary, names=names, stride=max(strides),
+            defaults=YOLOV5_DEFAULTS,
+        )  # fmt: skip
+
+    def _anchors(self, ctx: LoadContext, strides: list[int], na: int) -> tuple[tuple[tuple[float, float], ...], ...]:
+        """Per stride, ``na`` (w, h) anchors in input pixels: the ``anchors`` metadata entry, else YOLOv5's
+        defaults."""
+        text = ctx.metadata.get("anchors")
+        if text is None:
+            if na != 3 or any(s not in YOLOV5_ANCHORS for s in strides):
+                raise ctx.unsupported(
+                    f"no anchors metadata, and YOLOv5's default anchors are for 3 per cell at strides 8, 16, 32 "
+                    f"(found {na} per cell at strides {', '.join(map(str, strides))}); add metadata 'anchors'"
+                )
+            return tuple(YOLOV5_ANCHORS[s] for s in strides)
+        value = literal(text)
+        try:
+            arr = np.asarray(value, np.float64).reshape(len(strides), na, 2)
+        except (TypeError, ValueError):
+            raise ctx.unsupported(
+                f"metadata 'anchors' {text[:80]!r} is not {len(strides)} strides x {na} (w, h) anchors"
+            ) from None
+        if not (np.isfinite(arr).all() and (arr > 0).all()):
+            raise ctx.unsupported(f"metadata 'anchors' {text[:80]!r} has anchors that are not positive and finite")
+        return tuple(tuple((float(w), float(h)) for w, h in level) for level in arr)
 
     def _roles(
         self, ctx: LoadContext, group: list[int], dims, nm: int, known_nc: int | None, stride: int
