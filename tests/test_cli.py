@@ -42,7 +42,7 @@ def test_info_lists_the_layouts_and_needs_a_model_otherwise(capsys: pytest.Captu
     assert main(["info", "--layouts"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Supported layouts:")
-    assert set(FAMILIES) == {"yolo", "yolact", "dets", "rtmdet", "solov2"}
+    assert set(FAMILIES) == {"yolo", "yolo_split", "yolact", "dets", "rtmdet", "solov2"}
     for family in FAMILIES.values():
         assert family.layouts, f"family {family.name} describes no layout"
         assert family.layouts.splitlines()[0] in out

@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import _core
 from .._core import Letterbox
+from ..errors import ModelError
 from ..spec import MAX_CLASSES, Layout, LoadContext, ModelSpec, literal, names_from_metadata
 from .base import Head, Instances, PostprocessOptions
 from .yolo import YOLOV5_DEFAULTS, YoloSegBase, probe_boxes_normalized
@@ -379,9 +380,17 @@ class YoloSplitFamily:
         nm = dims(proto_i)[0]
         del by_stride[finest]
         strides = sorted(by_stride)
-        if all(len(by_stride[s]) == 2 for s in strides):
+        sizes = {len(by_stride[s]) for s in strides}
+        if sizes == {2}:
             return self._v5_levels(ctx, by_stride, dims, nm, proto_i, nhwc, known_nc, names)
-        roles_per_level = [self._roles(ctx, by_stride[s], dims, nm, known_nc, s) for s in strides]
+        if not sizes <= {3, 4}:
+            return None  # not 3 or 4 tensors a stride (YOLOv8) nor 2 (YOLOv5)
+        fitted = [self._roles(ctx, by_stride[s], dims, nm, known_nc, s) for s in strides]
+        if all(isinstance(r, ModelError) for r in fitted):
+            return None  # no stride reads as a split YOLO head: another family's (SOLOv2's, RTMDet's)
+        roles_per_level = [r for r in fitted if not isinstance(r, ModelError)]
+        if len(roles_per_level) != len(fitted):
+            raise next(r for r in fitted if isinstance(r, ModelError))  # almost right: say which stride
         ncs = {dims(r["scores"])[0] for r in roles_per_level}
         bins = {dims(r["boxes"])[0] // 4 for r in roles_per_level}
         if len(ncs) != 1 or len(bins) != 1:
@@ -401,12 +410,12 @@ class YoloSplitFamily:
     def _v5_levels(
         self, ctx: LoadContext, by_stride: dict[int, list[int]], dims, nm: int, proto_i: int, nhwc: bool,
         known_nc: int | None, names: tuple[str, ...] | None,
-    ) -> Layout:  # fmt: skip
+    ) -> Layout | None:  # fmt: skip
         """``yolov5_levels``: per stride a predictions tensor (A x (5 + classes) channels) and a coefficients one
         (A x ``nm`` channels)."""
         outs = ctx.outputs
         strides = sorted(by_stride)
-        levels, ncs, nas = [], set(), set()
+        levels, ncs, nas, errors = [], set(), set(), []
         for s in strides:
             group = by_stride[s]
 
@@ -420,10 +429,13 @@ class YoloSplitFamily:
             options = [(p, c) for p, c in (tuple(group), tuple(reversed(group))) if fits(p, c)]
             if not options:
                 found = ", ".join(f"{outs[i].name} ({dims(i)[0]} channels)" for i in group)
-                raise ctx.unsupported(
-                    f"stride {s}: expected YOLOv5 predictions (anchors x (5 + classes) channels) and mask "
-                    f"coefficients (anchors x {nm} channels), found {found}"
+                errors.append(
+                    ctx.unsupported(
+                        f"stride {s}: expected YOLOv5 predictions (anchors x (5 + classes) channels) and mask "
+                        f"coefficients (anchors x {nm} channels), found {found}"
+                    )
                 )
+                continue
             if len(options) > 1:  # the names decide, then rknn_model_zoo's order (predictions first)
                 hinted = [o for o in options if any(h in outs[o[1]].name.lower() for h in _ROLE_HINTS["coeffs"])]
                 options = hinted if len(hinted) == 1 else options
@@ -432,6 +444,10 @@ class YoloSplitFamily:
             nas.add(na)
             ncs.add(dims(pred_i)[0] // na - 5)
             levels.append(SplitLevel(s, dims(pred_i)[1:], pred_i, pred_i, coef_i, None))
+        if errors and not levels:
+            return None  # no stride reads as YOLOv5 predictions + coefficients: another family's (SOLOv2's)
+        if errors:
+            raise errors[0]  # almost right: say which stride
         if len(ncs) != 1 or len(nas) != 1:
             raise ctx.unsupported("the strides disagree on the number of classes or anchors per cell")
         nc, na = ncs.pop(), nas.pop()
@@ -473,14 +489,11 @@ class YoloSplitFamily:
 
     def _roles(
         self, ctx: LoadContext, group: list[int], dims, nm: int, known_nc: int | None, stride: int
-    ) -> dict[str, int]:
+    ) -> dict[str, int] | ModelError:
         """Which output of one stride is which: every assignment the channel counts allow, then the names,
-        then the exporter's order."""
+        then the exporter's order. An error (returned: the caller decides whether this is the family) when
+        the channel counts fit no assignment."""
         outs = ctx.outputs
-        if len(group) not in (3, 4):
-            raise ctx.unsupported(
-                f"stride {stride} has {len(group)} outputs; expected boxes, scores, coefficients (and a score sum)"
-            )
         roles = _ROLES if len(group) == 4 else ("boxes", "scores", "coeffs")
 
         def fits(role: str, ch: int) -> bool:
@@ -499,7 +512,7 @@ class YoloSplitFamily:
         ]
         if not options:
             found = ", ".join(f"{outs[i].name} ({dims(i)[0]} channels)" for i in group)
-            raise ctx.unsupported(
+            return ctx.unsupported(
                 f"stride {stride}: cannot tell boxes (4 x bins channels), scores, coefficients ({nm} channels) "
                 f"apart in {found}"
             )
