@@ -251,3 +251,26 @@ def test_split_head_never_overwrites_its_input(tmp_path: Path) -> None:
         split_head(copy, copy, "rknn")
     with pytest.raises(ValueError, match="layout must be one of"):
         split_head(copy, tmp_path / "x.onnx", "tensorrt")
+
+
+def test_int8_arrays_from_an_npu_runtime(split_dir: Path, images) -> None:
+    """An NPU runtime returns int8 arrays with their own scales for a model loaded from its float ONNX file:
+    ``with_output_quant`` decodes them in the integer domain, as the float arrays they stand for."""
+    float_model = edgeseg.load(_split(split_dir, "rknn"))
+    int8_model = edgeseg.load(_quantized(split_dir, "rknn"))  # stands in for the NPU: its raw integer outputs
+    quant = {o.name: (np.dtype(o.dtype).name, o.scale, o.zero_point) for o in int8_model.spec.outputs}
+    npu = float_model.with_output_quant(quant)
+    options = npu.options()
+    for p in images[:8]:
+        tensor, boxes = int8_model.preprocess([edgeseg.io.read_image(p)])
+        raw = int8_model.infer(tensor)
+        ours = npu.postprocess(raw, boxes, options)[0]
+        real = [info.dequantize(o) for info, o in zip(int8_model.spec.outputs, raw)]
+        reference = float_model.postprocess(real, boxes, options)[0]
+        cmp = Comparison()
+        compare_image(ours.to_coco(int(p.stem)), reference.to_coco(int(p.stem)), int(p.stem), cmp)
+        assert not cmp.count_mismatches and not cmp.unmatched, cmp.summary()
+    with pytest.raises(ValueError, match="no output named nope"):
+        float_model.with_output_quant({"nope": ("int8", 0.1, 0)})
+    with pytest.raises(ValueError, match="dtype must be int8 or uint8"):
+        float_model.with_output_quant({"box0": ("float32", 0.1, 0)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union, overload
@@ -20,6 +20,7 @@ from .io import ImageSource, read_image
 from .preprocess import fit_input_size, make_input
 from .result import Result
 from .runtimes import Runtime, open_runtime
+from .runtimes.base import TensorInfo
 from .spec import NMS_KINDS, ModelSpec
 
 if TYPE_CHECKING:
@@ -54,6 +55,35 @@ class Model:
             f"Model({spec.path!r}, family={spec.family}, head={spec.head}, runtime={self.runtime.name}, "
             f"classes={spec.num_classes})"
         )
+
+    def with_output_quant(self, quant: Mapping[str, tuple[str, float, int]]) -> Model:
+        """This model, for raw outputs that another runtime returns as integers (an NPU's int8 outputs).
+
+        NPU runtimes (RKNN with ``want_float=False``, Hailo, QNN) hand back each output as int8/uint8 with its
+        own scale and zero point, which the ONNX file the model was converted from does not carry. The returned
+        Model (sharing this one's runtime) decodes such arrays in the integer domain with ``postprocess``.
+
+        Args:
+            quant: output name -> (dtype ``"int8"`` or ``"uint8"``, scale, zero point), for some or all outputs.
+        """
+        by_name = {o.name: i for i, o in enumerate(self.spec.outputs)}
+        unknown = sorted(set(quant) - set(by_name))
+        if unknown:
+            raise ValueError(f"no output named {', '.join(unknown)}; the outputs are: {', '.join(by_name)}")
+        outputs = list(self.spec.outputs)
+        for name, value in quant.items():
+            try:
+                dtype, scale, zero_point = value
+                dtype = np.dtype(dtype)
+                scale, zero_point = float(scale), int(zero_point)
+            except (TypeError, ValueError):
+                raise ValueError(f"quant of {name} must be (dtype, scale, zero_point), got {value!r}") from None
+            if dtype not in (np.int8, np.uint8) or not (np.isfinite(scale) and scale > 0):
+                raise ValueError(f"quant of {name}: dtype must be int8 or uint8 and scale positive, got {value!r}")
+            info = outputs[by_name[name]]
+            outputs[by_name[name]] = TensorInfo(info.name, info.shape, dtype, scale, zero_point)
+        spec = replace(self.spec, outputs=tuple(outputs))
+        return Model(self.runtime, spec, rect=self.rect, max_batch=self.max_batch)
 
     @property
     def head(self) -> Head:
