@@ -274,3 +274,21 @@ def test_int8_arrays_from_an_npu_runtime(split_dir: Path, images) -> None:
         float_model.with_output_quant({"nope": ("int8", 0.1, 0)})
     with pytest.raises(ValueError, match="dtype must be int8 or uint8"):
         float_model.with_output_quant({"box0": ("float32", 0.1, 0)})
+
+
+def test_quantize_split_head_from_the_command_line(tmp_path: Path, capsys) -> None:
+    from edgeseg.cli import main
+
+    require_shared()
+    out = tmp_path / "rknn-int8.onnx"
+    args = ["quantize", str(FUSED), "--calib", str(CALIB), "-o", str(out), "--calib-size", "2", "--split-head", "rknn"]
+    assert main([*args, "-q"]) == 0
+    assert "head split as rknn" in capsys.readouterr().out
+    model = edgeseg.load(out)
+    assert model.spec.head == "yolo_levels" and all(o.dtype == np.uint8 for o in model.spec.outputs)
+    copy = tmp_path / "fused.onnx"
+    copy.write_bytes(FUSED.read_bytes())
+    before = copy.read_bytes()
+    assert main(["quantize", str(copy), "--calib", str(CALIB), "-o", str(copy), "--split-head", "rknn", "-q"]) == 2
+    assert "would overwrite the input model" in capsys.readouterr().err
+    assert copy.read_bytes() == before
