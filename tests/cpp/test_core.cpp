@@ -1,0 +1,150 @@
+// C++ tests of the core built without Python (cmake -DEDGESEG_PYTHON=OFF; ctest). Each case is
+// small and exact: hand-computable inputs, expected values written out. The Python suite covers
+// the same functions against numpy references on real model outputs.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "edgeseg/core.hpp"
+#include "edgeseg/split.hpp"
+#include "edgeseg/version.hpp"
+
+namespace {
+
+int failures = 0;
+
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                                   \
+    }                                                                               \
+  } while (0)
+
+bool near(float a, float b, float tol = 1e-4f) { return std::fabs(a - b) <= tol; }
+
+template <typename F>
+bool throws_invalid(F&& f, const char* fragment) {
+  try {
+    f();
+  } catch (const edgeseg::InvalidArgument& e) {
+    return std::strstr(e.what(), fragment) != nullptr;
+  }
+  return false;
+}
+
+edgeseg::View2D view(const std::vector<float>& data, int64_t rows, int64_t cols) {
+  edgeseg::View2D v;
+  v.data = data.data();
+  v.rows = rows;
+  v.cols = cols;
+  v.stride_row = cols;
+  v.stride_col = 1;
+  return v;
+}
+
+// Raw YOLO head, 2 classes, 1 coefficient, 3 anchors: anchors 0 and 1 overlap (IoU 0.6 > 0.5),
+// anchor 2 is below conf.
+void test_decode_yolo() {
+  // rows: cx, cy, w, h, class 0, class 1, coefficient; columns: anchors
+  const std::vector<float> pred = {
+      10,   12,   50,    // cx
+      10,   10,   50,    // cy
+      10,   10,   4,     // w
+      10,   10,   4,     // h
+      0.9f, 0.1f, 0.1f,  // class 0
+      0.2f, 0.8f, 0.2f,  // class 1
+      1,    2,    3,     // coefficient
+  };
+  edgeseg::DecodeOptions opt;
+  opt.conf = 0.25f;
+  opt.iou = 0.5f;
+  opt.agnostic = true;
+  const auto d = edgeseg::decode_yolo(view(pred, 7, 3), 2, opt);
+  CHECK(d.size() == 1);
+  CHECK(d.classes[0] == 0 && near(d.scores[0], 0.9f));
+  CHECK(near(d.boxes[0], 5) && near(d.boxes[1], 5) && near(d.boxes[2], 15) && near(d.boxes[3], 15));
+  CHECK(d.num_coeffs == 1 && near(d.coeffs[0], 1));
+  opt.agnostic = false;  // per class: both survive, best first
+  const auto both = edgeseg::decode_yolo(view(pred, 7, 3), 2, opt);
+  CHECK(both.size() == 2 && both.classes[1] == 1 && near(both.scores[1], 0.8f));
+}
+
+// A split head level with plain distances (1 bin): the box is the cell centre +- distances, times
+// the stride.
+void test_decode_yolo_split() {
+  const std::vector<float> boxes = {1, 0.5f, 2, 0.5f,
+                                    1, 0.5f, 1, 0.5f};  // l, t, r, b rows; 2 cells
+  const std::vector<float> scores = {0.1f, 0.7f};       // 1 class
+  const std::vector<float> coeffs = {3, 4};
+  edgeseg::SplitLevel lv;
+  lv.boxes = view(boxes, 4, 2);
+  lv.scores = view(scores, 1, 2);
+  lv.coeffs = view(coeffs, 1, 2);
+  lv.grid_h = 1;
+  lv.grid_w = 2;
+  lv.stride = 8.f;
+  edgeseg::DecodeOptions opt;
+  const auto d = edgeseg::decode_yolo_split({lv}, 1, opt);
+  CHECK(d.size() == 1);
+  // cell 1: centre (1.5, 0.5); distances l 0.5, t 0.5, r 0.5, b 0.5 -> (1, 0, 2, 1) * 8
+  CHECK(near(d.boxes[0], 8) && near(d.boxes[1], 0) && near(d.boxes[2], 16) && near(d.boxes[3], 8));
+  CHECK(near(d.coeffs[0], 4));
+  lv.grid_w = 3;  // 3 cells claimed, 2 given
+  CHECK(throws_invalid([&] { edgeseg::decode_yolo_split({lv}, 1, opt); }, "cells"));
+}
+
+void test_nms() {
+  const std::vector<float> boxes = {0, 0, 10, 10, 1, 1, 11, 11, 20, 20, 30, 30};
+  const std::vector<float> scores = {0.9f, 0.8f, 0.7f};
+  const std::vector<int32_t> classes = {0, 0, 0};
+  const auto keep = edgeseg::nms(boxes.data(), scores.data(), classes.data(), 3, 0.5f, 300, false);
+  CHECK(keep.size() == 2 && keep[0] == 0 && keep[1] == 2);
+}
+
+void test_letterbox_round_trip() {
+  const auto lb = edgeseg::make_letterbox(480, 640, 640, 640);
+  CHECK(lb.new_w == 640 && lb.new_h == 480 && lb.pad_top == 80 && lb.pad_left == 0);
+  std::vector<float> box = {0, 80, 640, 560};  // the whole image inside the input
+  edgeseg::unletterbox_boxes(box.data(), 1, lb);
+  CHECK(near(box[0], 0) && near(box[1], 0) && near(box[2], 640) && near(box[3], 480));
+}
+
+void test_rle() {
+  // a 2 x 2 mask fully set at (1, 1) in a 3 x 3 image: column-major runs 4 zeros, 2 ones, 1 zero, 2
+  // ones
+  const std::vector<uint8_t> crop = {0b11, 0b11};
+  const auto counts = edgeseg::rle_counts(crop.data(), 1, 1, 2, 2, 3, 3);
+  CHECK((counts == std::vector<uint32_t>{4, 2, 1, 2}));
+  CHECK(edgeseg::rle_to_string(counts).size() == 4);
+}
+
+void test_bad_input() {
+  edgeseg::DecodeOptions opt;
+  opt.conf = 2.f;
+  const std::vector<float> pred(7 * 3, 0.f);
+  CHECK(throws_invalid([&] { edgeseg::decode_yolo(view(pred, 7, 3), 2, opt); }, "conf"));
+  opt.conf = 0.25f;
+  CHECK(throws_invalid([&] { edgeseg::decode_yolo(view(pred, 7, 3), 9, opt); }, "features"));
+}
+
+}  // namespace
+
+int main() {
+  CHECK(std::string(EDGESEG_VERSION_STRING).size() >= 5);
+  test_decode_yolo();
+  test_decode_yolo_split();
+  test_nms();
+  test_letterbox_round_trip();
+  test_rle();
+  test_bad_input();
+  if (failures) {
+    std::fprintf(stderr, "%d check(s) failed\n", failures);
+    return 1;
+  }
+  std::printf("edgeseg %s core tests passed\n", EDGESEG_VERSION_STRING);
+  return 0;
+}
