@@ -292,3 +292,13 @@ def test_quantize_split_head_from_the_command_line(tmp_path: Path, capsys) -> No
     assert main(["quantize", str(copy), "--calib", str(CALIB), "-o", str(copy), "--split-head", "rknn", "-q"]) == 2
     assert "would overwrite the input model" in capsys.readouterr().err
     assert copy.read_bytes() == before
+
+
+def test_split_head_rejects_what_it_cannot_read(tmp_path: Path, split_dir: Path) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model at all")
+    with pytest.raises(ModelError, match="not a readable ONNX model"):
+        split_head(junk, tmp_path / "out.onnx", "rknn")
+    with pytest.raises(ModelError, match=r"expected a fused Ultralytics export .* rank"):
+        split_head(_split(split_dir, "rknn"), tmp_path / "out.onnx", "hailo")  # already split: 13 outputs
+    assert not (tmp_path / "out.onnx").exists() and not list(tmp_path.glob(".*partial"))

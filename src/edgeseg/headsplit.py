@@ -22,6 +22,7 @@ own scale):
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,19 @@ def split_head(model: str | Path, output: str | Path, layout: str) -> list[str]:
     model, output = Path(model), Path(output)
     if output.resolve() == model.resolve():
         raise ValueError(f"{output}: would overwrite the input model; choose another output path")
-    m = onnx.load(str(model))
+    try:
+        m = onnx.load(str(model))
+    except OSError:
+        raise
+    except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file
+        raise ModelError(f"{model}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
     g = m.graph
-    if len(g.output) != 2 or len(g.input) != 1:
-        raise ModelError(f"{model}: expected a fused Ultralytics export (one input, two outputs)")
+    ranks = [len(o.type.tensor_type.shape.dim) for o in g.output]
+    if len(g.input) != 1 or ranks != [3, 4]:
+        raise ModelError(
+            f"{model}: expected a fused Ultralytics export (one input; outputs [B, 4 + nc + 32, N] and prototypes "
+            f"[B, 32, h, w]), found {len(g.input)} input(s) and outputs of rank {ranks}"
+        )
     branches: dict[tuple[int, int], str] = {}
     for node in g.node:
         hit = _BRANCH.search(node.name)
@@ -138,7 +148,13 @@ def split_head(model: str | Path, output: str | Path, layout: str) -> list[str]:
     for vi in m.graph.output:
         vi.type.CopyFrom(types[vi.name])
     onnx.checker.check_model(m)
-    onnx.save(m, str(output))
+    # Written beside the target and renamed into place: an interrupted run never leaves half a model there.
+    tmp = output.with_name(f".{output.name}.partial")
+    try:
+        onnx.save(m, str(tmp))
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
     return [name for _, name in outs]
 
 
