@@ -302,3 +302,23 @@ def test_split_head_rejects_what_it_cannot_read(tmp_path: Path, split_dir: Path)
     with pytest.raises(ModelError, match=r"expected a fused Ultralytics export .* rank"):
         split_head(_split(split_dir, "rknn"), tmp_path / "out.onnx", "hailo")  # already split: 13 outputs
     assert not (tmp_path / "out.onnx").exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_yolo11_dynamic_int8_export_splits(split_dir: Path, images) -> None:
+    """YOLO11 heads split too, also after ONNX Runtime's dynamic quantization replaced the branch convolutions
+    (found by their output tensors' names). The fused graph computes the DFL expectation on dynamically quantized
+    activations, the split one leaves it to edgeseg in float: boxes within a few pixels, the same scores, so every
+    fused detection is found again (NMS on the slightly different boxes may keep an extra one)."""
+    source = MODELS / "yolo11n-seg-dynint8.onnx"
+    out = split_dir / "yolo11-rknn.onnx"
+    split_head(source, out, "rknn")
+    fused, split = edgeseg.load(source), edgeseg.load(out)
+    assert split.spec.head == "yolo_levels" and split.spec.num_classes == 80
+    cmp = Comparison()
+    for p in images[:10]:
+        image_id = int(p.stem)
+        compare_image(split(p).to_coco(image_id), fused(p).to_coco(image_id), image_id, cmp)
+    assert not cmp.unmatched and len(cmp.count_mismatches) <= 1, cmp.summary()
+    assert max(cmp.score_errors) <= 1e-5, cmp.summary()
+    assert min(cmp.box_ious) >= 0.9 and np.mean(cmp.box_ious) >= 0.97, cmp.summary()
+    assert np.mean(cmp.mask_ious) >= 0.95, cmp.summary()

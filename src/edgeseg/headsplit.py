@@ -30,8 +30,9 @@ from typing import Any
 from .errors import ModelError
 
 SPLIT_LAYOUTS = ("rknn", "hailo", "qai", "edgefirst")
-# The last convolution of each head branch in an Ultralytics export: cv2 boxes, cv3 classes, cv4 coefficients.
-_BRANCH = re.compile(r"/model\.\d+/cv([234])\.(\d+)/cv\1\.\2\.2/Conv$")
+# The output of each head branch's last convolution in an Ultralytics export (cv2 boxes, cv3 classes, cv4
+# coefficients), by tensor name: the name survives ONNX Runtime's dynamic quantization, which replaces the node.
+_BRANCH = re.compile(r"/model\.\d+/cv([234])\.(\d+)/cv\1\.\2\.2/Conv_output_0$")
 
 
 def split_head(model: str | Path, output: str | Path, layout: str) -> list[str]:
@@ -70,9 +71,10 @@ def split_head(model: str | Path, output: str | Path, layout: str) -> list[str]:
         )
     branches: dict[tuple[int, int], str] = {}
     for node in g.node:
-        hit = _BRANCH.search(node.name)
-        if hit:
-            branches[(int(hit.group(1)), int(hit.group(2)))] = node.output[0]
+        for tensor in node.output:
+            hit = _BRANCH.search(tensor)
+            if hit:
+                branches[(int(hit.group(1)), int(hit.group(2)))] = tensor
     levels = sorted({level for _, level in branches})
     if not levels or any((kind, lv) not in branches for kind in (2, 3, 4) for lv in levels):
         raise ModelError(
