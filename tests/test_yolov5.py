@@ -26,7 +26,7 @@ V5 = FIXTURES / "yolov5n-seg-160.onnx"
 V5_TFLITE = FIXTURES / "yolov5n-seg-160-tflite-layout.onnx"
 YOLO26 = FIXTURES / "yolo26n-seg-160-e2e.onnx"
 GELAN = FIXTURES / "gelan-c-seg-160.onnx"
-NUM_IMAGES = 20
+NUM_IMAGES = 79  # every coco-val-mini image (the fixtures are 160 px: a few seconds)
 
 
 def test_yolov5_loads_with_no_configuration() -> None:
