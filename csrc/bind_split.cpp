@@ -40,17 +40,19 @@ edgeseg::SplitLevel to_level(const py::handle& obj, size_t i, std::vector<py::ar
   return lv;
 }
 
-py::object decode_yolo_split(const py::object& levels_obj, const py::object& num_classes_obj,
-                             const py::object& conf, const py::object& iou,
-                             const py::object& max_det, const py::object& pre_nms_topk,
-                             const py::object& agnostic, const py::object& class_allowed) {
+// Levels from a sequence of dicts (`to`), then `decode(levels, num_classes, opt)` without the GIL.
+template <typename Level, typename To, typename Decode>
+py::object decode_levels(const py::object& levels_obj, const py::object& num_classes_obj,
+                         const py::object& conf, const py::object& iou, const py::object& max_det,
+                         const py::object& pre_nms_topk, const py::object& agnostic,
+                         const py::object& class_allowed, To&& to, Decode&& decode) {
   if (!py::isinstance<py::sequence>(levels_obj) || py::isinstance<py::str>(levels_obj))
     throw InvalidArgument("levels must be a sequence of dicts, got " + describe(levels_obj));
   std::vector<py::array> keep;
-  std::vector<edgeseg::SplitLevel> levels;
+  std::vector<Level> levels;
   size_t i = 0;
   for (const auto& item : py::reinterpret_borrow<py::sequence>(levels_obj))
-    levels.push_back(to_level(item, i++, &keep));
+    levels.push_back(to(item, i++, &keep));
   const int64_t num_classes = to_int64(num_classes_obj, "num_classes");
   auto opt = decode_options(conf, max_det, class_allowed, py::make_tuple(1.f, 1.f));
   opt.iou = to_float(iou, "iou");
@@ -59,9 +61,18 @@ py::object decode_yolo_split(const py::object& levels_obj, const py::object& num
   edgeseg::Detections d;
   {
     py::gil_scoped_release release;
-    d = edgeseg::decode_yolo_split(levels, num_classes, opt);
+    d = decode(levels, num_classes, opt);
   }
   return detections_to_python(std::move(d));
+}
+
+py::object decode_yolo_split(const py::object& levels_obj, const py::object& num_classes_obj,
+                             const py::object& conf, const py::object& iou,
+                             const py::object& max_det, const py::object& pre_nms_topk,
+                             const py::object& agnostic, const py::object& class_allowed) {
+  return decode_levels<edgeseg::SplitLevel>(levels_obj, num_classes_obj, conf, iou, max_det,
+                                            pre_nms_topk, agnostic, class_allowed, to_level,
+                                            edgeseg::decode_yolo_split);
 }
 
 // One level of an anchor-based split head from a dict: preds, coefficients (2-D channels x cells
@@ -106,24 +117,9 @@ py::object decode_yolov5_split(const py::object& levels_obj, const py::object& n
                                const py::object& conf, const py::object& iou,
                                const py::object& max_det, const py::object& pre_nms_topk,
                                const py::object& agnostic, const py::object& class_allowed) {
-  if (!py::isinstance<py::sequence>(levels_obj) || py::isinstance<py::str>(levels_obj))
-    throw InvalidArgument("levels must be a sequence of dicts, got " + describe(levels_obj));
-  std::vector<py::array> keep;
-  std::vector<edgeseg::AnchorLevel> levels;
-  size_t i = 0;
-  for (const auto& item : py::reinterpret_borrow<py::sequence>(levels_obj))
-    levels.push_back(to_anchor_level(item, i++, &keep));
-  const int64_t num_classes = to_int64(num_classes_obj, "num_classes");
-  auto opt = decode_options(conf, max_det, class_allowed, py::make_tuple(1.f, 1.f));
-  opt.iou = to_float(iou, "iou");
-  opt.pre_nms_topk = to_int64(pre_nms_topk, "pre_nms_topk");
-  opt.agnostic = to_bool(agnostic, "agnostic");
-  edgeseg::Detections d;
-  {
-    py::gil_scoped_release release;
-    d = edgeseg::decode_yolov5_split(levels, num_classes, opt);
-  }
-  return detections_to_python(std::move(d));
+  return decode_levels<edgeseg::AnchorLevel>(levels_obj, num_classes_obj, conf, iou, max_det,
+                                             pre_nms_topk, agnostic, class_allowed, to_anchor_level,
+                                             edgeseg::decode_yolov5_split);
 }
 
 py::object decode_yolo_scored(const py::object& boxes_obj, const py::object& scores_obj,

@@ -53,24 +53,33 @@ void level_candidates(const SplitLevel& lv, int64_t num_classes, const DecodeOpt
   }
 }
 
+// A level's grid and stride (sides bounded so cells and anchor ids stay far from overflow).
+void check_grid(int64_t grid_h, int64_t grid_w, float stride, const std::string& at) {
+  if (grid_h < 1 || grid_w < 1 || grid_h > (int64_t{1} << 20) || grid_w > (int64_t{1} << 20))
+    throw InvalidArgument("grid" + at + " is " + std::to_string(grid_h) + "x" +
+                          std::to_string(grid_w) + "; expected sides in 1..1048576");
+  if (!(stride > 0.f && std::isfinite(stride)))
+    throw InvalidArgument("stride" + at + " must be positive and finite");
+}
+
+// A tensor of a level holds one column per grid cell; `what` names it ("boxes of level 0 has").
+void check_cells(const View2D& v, const std::string& what, int64_t grid_h, int64_t grid_w) {
+  const int64_t cells = grid_h * grid_w;
+  if (v.cols != cells)
+    throw InvalidArgument(what + " " + std::to_string(v.cols) + " cells; the " +
+                          std::to_string(grid_h) + "x" + std::to_string(grid_w) + " grid has " +
+                          std::to_string(cells));
+}
+
 void check_level(const SplitLevel& lv, size_t i, int64_t num_classes, int64_t num_coeffs) {
   const std::string at = " of level " + std::to_string(i);
   check_view(lv.boxes, ("boxes" + at).c_str());
   check_view(lv.scores, ("scores" + at).c_str());
   check_view(lv.coeffs, ("coefficients" + at).c_str());
   if (lv.score_sum.rows != 0) check_view(lv.score_sum, ("score sum" + at).c_str());
-  if (lv.grid_h < 1 || lv.grid_w < 1 || lv.grid_h > (int64_t{1} << 20) ||
-      lv.grid_w > (int64_t{1} << 20))
-    throw InvalidArgument("grid" + at + " is " + std::to_string(lv.grid_h) + "x" +
-                          std::to_string(lv.grid_w) + "; expected sides in 1..1048576");
-  if (!(lv.stride > 0.f && std::isfinite(lv.stride)))
-    throw InvalidArgument("stride" + at + " must be positive and finite");
-  const int64_t cells = lv.grid_h * lv.grid_w;
+  check_grid(lv.grid_h, lv.grid_w, lv.stride, at);
   const auto cols = [&](const View2D& v, const char* what) {
-    if (v.cols != cells)
-      throw InvalidArgument(std::string(what) + at + " has " + std::to_string(v.cols) +
-                            " cells; the " + std::to_string(lv.grid_h) + "x" +
-                            std::to_string(lv.grid_w) + " grid has " + std::to_string(cells));
+    check_cells(v, std::string(what) + at + " has", lv.grid_h, lv.grid_w);
   };
   cols(lv.boxes, "boxes");
   cols(lv.scores, "scores");
@@ -131,12 +140,7 @@ void check_anchor_level(const AnchorLevel& lv, size_t i, int64_t num_classes, in
   const std::string at = " of level " + std::to_string(i);
   check_view(lv.preds, ("predictions" + at).c_str());
   check_view(lv.coeffs, ("coefficients" + at).c_str());
-  if (lv.grid_h < 1 || lv.grid_w < 1 || lv.grid_h > (int64_t{1} << 20) ||
-      lv.grid_w > (int64_t{1} << 20))
-    throw InvalidArgument("grid" + at + " is " + std::to_string(lv.grid_h) + "x" +
-                          std::to_string(lv.grid_w) + "; expected sides in 1..1048576");
-  if (!(lv.stride > 0.f && std::isfinite(lv.stride)))
-    throw InvalidArgument("stride" + at + " must be positive and finite");
+  check_grid(lv.grid_h, lv.grid_w, lv.stride, at);
   if (lv.anchors.empty() || lv.anchors.size() % 2 != 0 || lv.anchors.size() > 2 * 64)
     throw InvalidArgument("anchors" + at + " must be 1..64 (w, h) pairs, got " +
                           std::to_string(lv.anchors.size()) + " values");
@@ -146,12 +150,8 @@ void check_anchor_level(const AnchorLevel& lv, size_t i, int64_t num_classes, in
                             std::to_string(v));
   }
   const int64_t na = static_cast<int64_t>(lv.anchors.size() / 2);
-  const int64_t cells = lv.grid_h * lv.grid_w;
   const auto cols = [&](const View2D& v, const char* what) {
-    if (v.cols != cells)
-      throw InvalidArgument(std::string(what) + at + " have " + std::to_string(v.cols) +
-                            " cells; the " + std::to_string(lv.grid_h) + "x" +
-                            std::to_string(lv.grid_w) + " grid has " + std::to_string(cells));
+    check_cells(v, std::string(what) + at + " have", lv.grid_h, lv.grid_w);
   };
   cols(lv.preds, "predictions");
   cols(lv.coeffs, "coefficients");

@@ -21,6 +21,7 @@ Thresholds, NMS and masks follow YOLOv5's postprocess (the ``yolov5`` head of th
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,8 +135,38 @@ class SplitLayout:
         return lines, roles
 
 
-class LevelsHead(YoloSegBase):
+class _PerStrideHead(YoloSegBase):
+    """Heads with tensors per stride: each image's levels (``levels``) go to one core decoder (``_decode``)."""
+
+    _decode: Callable[..., _core.Detections]
+
+    def levels(self, outputs: list[np.ndarray], index: int) -> list[dict]:
+        """The core's level descriptions of image ``index``."""
+        raise NotImplementedError
+
+    def _view(self, outputs: list[np.ndarray], i: int, index: int) -> np.ndarray:
+        """Output ``i`` of image ``index`` as a channels x cells view (no copy for contiguous outputs)."""
+        t = outputs[i][index]
+        if self.layout.levels_nhwc:
+            return t.reshape(-1, t.shape[-1]).T
+        return t.reshape(t.shape[0], -1)
+
+    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
+        levels = self.levels(outputs, index)
+
+        def decode(iou: float, max_det: int) -> _core.Detections:
+            return type(self)._decode(
+                levels, self.spec.num_classes, options.conf, iou, max_det, options.pre_nms_topk, options.agnostic,
+                options.class_allowed,
+            )  # fmt: skip
+
+        return self._suppressed(outputs, index, lb, options, decode)
+
+
+class LevelsHead(_PerStrideHead):
     """Per-stride tensors (RKNN, Hailo): decoded by ``_core.decode_yolo_split`` in each tensor's own dtype."""
+
+    _decode = _core.decode_yolo_split
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -146,13 +177,6 @@ class LevelsHead(YoloSegBase):
             for i in (lv.boxes, lv.scores, lv.coeffs, lv.score_sum)
             if i is not None
         }
-
-    def _view(self, outputs: list[np.ndarray], i: int, index: int) -> np.ndarray:
-        """Output ``i`` of image ``index`` as a channels x cells view (no copy for contiguous outputs)."""
-        t = outputs[i][index]
-        if self.layout.levels_nhwc:
-            return t.reshape(-1, t.shape[-1]).T
-        return t.reshape(t.shape[0], -1)
 
     def levels(self, outputs: list[np.ndarray], index: int) -> list[dict]:
         """The core's level descriptions of image ``index``."""
@@ -171,17 +195,6 @@ class LevelsHead(YoloSegBase):
             levels.append(d)
         return levels
 
-    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        levels = self.levels(outputs, index)
-
-        def decode(iou: float, max_det: int) -> _core.Detections:
-            return _core.decode_yolo_split(
-                levels, self.spec.num_classes, options.conf, iou, max_det, options.pre_nms_topk, options.agnostic,
-                options.class_allowed,
-            )  # fmt: skip
-
-        return self._suppressed(outputs, index, lb, options, decode)
-
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest class score over every stride of image ``index`` (a health signal)."""
         best = [
@@ -191,19 +204,15 @@ class LevelsHead(YoloSegBase):
         return float(max(best))
 
 
-class Yolov5LevelsHead(YoloSegBase):
+class Yolov5LevelsHead(_PerStrideHead):
     """YOLOv5-seg split per stride (Rockchip): decoded by ``_core.decode_yolov5_split`` in each tensor's dtype."""
+
+    _decode = _core.decode_yolov5_split
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         out = spec.outputs
         self._quant = {i: out[i].quant for lv in self.layout.levels for i in (lv.boxes, lv.coeffs)}
-
-    def _view(self, outputs: list[np.ndarray], i: int, index: int) -> np.ndarray:
-        t = outputs[i][index]
-        if self.layout.levels_nhwc:
-            return t.reshape(-1, t.shape[-1]).T
-        return t.reshape(t.shape[0], -1)
 
     def levels(self, outputs: list[np.ndarray], index: int) -> list[dict]:
         """The core's level descriptions of image ``index``."""
@@ -219,17 +228,6 @@ class Yolov5LevelsHead(YoloSegBase):
             }
             for lv, anchors in zip(self.layout.levels, self.layout.anchors)
         ]
-
-    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        levels = self.levels(outputs, index)
-
-        def decode(iou: float, max_det: int) -> _core.Detections:
-            return _core.decode_yolov5_split(
-                levels, self.spec.num_classes, options.conf, iou, max_det, options.pre_nms_topk, options.agnostic,
-                options.class_allowed,
-            )  # fmt: skip
-
-        return self._suppressed(outputs, index, lb, options, decode)
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest objectness x class probability over every anchor of image ``index`` (a health signal)."""
