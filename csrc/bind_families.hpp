@@ -11,4 +11,5 @@ void bind_yolact(pybind11::module_& m);          // bind_yolact.cpp
 void bind_solov2(pybind11::module_& m);          // bind_solov2.cpp
 void bind_dynamic_masks(pybind11::module_& m);   // bind_dynconv.cpp: CondInst / RTMDet-Ins
 void bind_split(pybind11::module_& m);           // bind_split.cpp: YOLO heads split for NPUs
+void bind_postprocess(pybind11::module_& m);     // bind_postprocess.cpp: whole YOLO postprocess
 }  // namespace edgeseg_py

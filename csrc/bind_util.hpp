@@ -26,6 +26,7 @@ using edgeseg::InvalidArgument;
 struct ResultTypes {
   py::handle detections;  // Detections(boxes, scores, class_ids, coefficients)
   py::handle mask_set;    // MaskSet(keep, rects, offsets, bits, probs, areas)
+  py::handle instances;   // Instances(boxes, scores, class_ids, masks)
 };
 inline ResultTypes& result_types() {
   static ResultTypes types;

@@ -494,4 +494,5 @@ PYBIND11_MODULE(_core, m) {
   bind_solov2(m);
   bind_dynamic_masks(m);
   bind_split(m);
+  bind_postprocess(m);
 }

@@ -442,28 +442,27 @@ def test_evaluate_and_cli_take_nms(yolo, tmp_path: Path) -> None:
         parser.parse_args(["eval", "m.onnx", "--images", "i", "--annotations", "a.json", "--nms", "soft"])
 
 
-def test_suppress_dispatch() -> None:
+def test_finish_yolo_suppresses_as_options_say() -> None:
+    # The core's tail of every YOLO head: boxes 0 and 1 overlap (IoU 0.53), their masks do not.
     from edgeseg.heads.base import PostprocessOptions
-    from edgeseg.heads.suppress import suppress
 
-    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], np.float32)
+    boxes = np.array([[0, 0, 12, 12], [2, 2, 14, 14], [20, 20, 30, 30]], np.float32)
     scores = np.array([0.9, 0.8, 0.7], np.float32)
-    classes = np.zeros(3, np.int32)
-    masks = np.zeros((3, 32, 32), bool)
-    masks[0, :10, :10] = masks[2, 20:30, 20:30] = True
-    masks[1, 10:20, 10:20] = True  # box 1 overlaps box 0, its mask does not
-    crops_ = crops(masks)
-    opts = {k: PostprocessOptions(conf=0.1, iou=0.5, nms=k) for k in ("box", "fast", "matrix", "mask")}
-    assert suppress(boxes, scores, classes, opts["box"]).keep.tolist() == [0, 2]
-    assert suppress(boxes, scores, classes, opts["fast"]).keep.tolist() == [0, 2]
-    assert suppress(boxes, scores, classes, opts["mask"], lambda: crops_).keep.tolist() == [0, 1, 2]
-    by_box = suppress(boxes, scores, classes, opts["matrix"])
-    by_mask = suppress(boxes, scores, classes, opts["matrix"], crops_)
-    assert by_box.keep.tolist() == [0, 2, 1] and by_box.scores[2] < 0.8 * 0.5  # boxes overlap: decayed
-    np.testing.assert_array_equal(by_mask.scores, scores)  # masks apart: no decay
-    with pytest.raises(ValueError, match="needs the candidates' masks"):
-        suppress(boxes, scores, classes, opts["mask"])
-    with pytest.raises(ValueError, match="one score per candidate"):
-        suppress(boxes, np.zeros((3, 2), np.float32), None, opts["box"])
+    protos = np.full((3, 32, 32), -10.0, np.float32)  # prototype k is mask k (logit +10 inside)
+    protos[0, :6, :6] = protos[1, 8:14, 8:14] = protos[2, 20:30, 20:30] = 10.0
+    candidates = _core.Detections(boxes, scores, np.zeros(3, np.int32), np.eye(3, dtype=np.float32))
+    lb = _core.make_letterbox(32, 32, 32, 32)
+
+    def finish(nms: str) -> _core.Instances:
+        return _core.finish_yolo(candidates, protos, None, lb, PostprocessOptions(conf=0.1, iou=0.5, nms=nms))
+
+    assert finish("fast").scores.tolist() == pytest.approx([0.9, 0.7])
+    assert finish("mask").scores.tolist() == pytest.approx([0.9, 0.8, 0.7])  # masks apart: all kept
+    by_matrix = finish("matrix")  # boxes overlap: decayed, not removed
+    assert by_matrix.scores[1] == pytest.approx(0.7) and by_matrix.scores[2] < 0.8 * 0.6
+    masks = finish("mask").masks
+    assert masks.areas.tolist() == [36, 36, 100] and masks.rects.tolist()[1] == [2, 2, 12, 12]
+    # box: the decoder suppressed already; finish keeps what it is given
+    assert len(finish("box").scores) == 3
     with pytest.raises(ValueError, match="nms must be one of"):
-        suppress(boxes, scores, classes, PostprocessOptions(nms="soft"))
+        finish("soft")

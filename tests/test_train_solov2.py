@@ -85,8 +85,10 @@ def test_trunk_starts_from_partseg_exactly():
     protos = sess.run(None, {"images": x.numpy()})[1]
     mean, std = torch.tensor(MMDET_MEAN).view(1, 3, 1, 1), torch.tensor(MMDET_STD).view(1, 3, 1, 1)
     with torch.no_grad():
-        *_, base = model.trunk((x * 255 - mean) / std)
-    np.testing.assert_allclose(base.numpy(), protos, atol=1e-4)
+        _, p3, _, _ = model.trunk((x * 255 - mean) / std)
+        np.testing.assert_allclose(model.proto(p3).numpy(), protos, atol=1e-4)
+        # The refinement starts as the identity: the mask features are PartSeg's prototypes.
+        np.testing.assert_allclose(model((x * 255 - mean) / std)[2].numpy(), protos, atol=1e-4)
 
 
 def test_loss_falls_when_fitting_one_batch(samples):

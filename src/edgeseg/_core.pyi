@@ -4,7 +4,7 @@ Every function validates its arguments and raises ``ValueError`` (``CoreValueErr
 user; arrays may come in any dtype-compatible layout and are never modified. Results are fresh numpy arrays.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -444,3 +444,73 @@ def yolact_masks(
     """YOLACT's masks: sigmoid(prototypes (K, h, w) . coefficients (N, K)) zeroed outside each box (fractions,
     widened by one prototype pixel), bilinear (half-pixel) to ``image_hw``, > 0.5; each crop covers what the
     box's prototype window reaches. ``soft`` adds the interpolated probabilities."""
+
+# ---- the whole postprocess (postprocess.hpp) ----------------------------------------------------
+
+class Instances(NamedTuple):
+    """Instances of one image in source pixels by descending score (every one has a mask)."""
+
+    boxes: npt.NDArray[np.float32]  # (N, 4) x1 y1 x2 y2
+    scores: npt.NDArray[np.float32]  # (N,)
+    class_ids: npt.NDArray[np.int32]  # (N,)
+    masks: MaskSet  # N box-cropped bit-packed masks
+
+class YoloLayout:
+    """Which output of an Ultralytics-style YOLO segmentation export is which (``edgeseg::YoloLayout``).
+    ``head``: "raw" (YOLOv8 / YOLO11 / YOLOv9), "e2e" (NMS in the graph) or "objectness" (YOLOv5 / YOLOv7)."""
+
+    def __init__(
+        self,
+        *,
+        head: str,
+        num_classes: int,
+        num_coeffs: int,
+        detections: int,
+        anchor_major: bool,
+        prototypes: int,
+        prototypes_nhwc: bool,
+        boxes_normalized: bool,
+    ) -> None: ...
+    @property
+    def head(self) -> str: ...
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def num_coeffs(self) -> int: ...
+    @property
+    def detections(self) -> int: ...
+    @property
+    def anchor_major(self) -> bool: ...
+    @property
+    def prototypes(self) -> int: ...
+    @property
+    def prototypes_nhwc(self) -> bool: ...
+    @property
+    def boxes_normalized(self) -> bool: ...
+    @property
+    def names(self) -> list[str]: ...
+
+def yolo_layout(
+    output_shapes: Sequence[Sequence[int | None]], input_shape: Sequence[int | None], metadata: Mapping[str, str]
+) -> YoloLayout:
+    """The YOLO layout from output shapes (batch included, None where dynamic), input shape and metadata, as the
+    C++ API decides it (boxes taken as pixels)."""
+
+def parse_names(value: str) -> list[str]:
+    """Class names of an Ultralytics ``names`` metadata value (a dict literal by index, or a list)."""
+
+def postprocess_yolo(
+    layout: YoloLayout,
+    outputs: Sequence[npt.ArrayLike],
+    quants: Sequence[_Quant | None],
+    letterbox: Letterbox,
+    options: Any,
+) -> Instances:
+    """The whole postprocess of one image (outputs without their batch dimension, one quantization or None
+    each; ``options`` with ``PostprocessOptions``' attributes): decode, suppress, unletterbox, masks."""
+
+def finish_yolo(
+    detections: Detections, prototypes: npt.ArrayLike, quant: _Quant | None, letterbox: Letterbox, options: Any
+) -> Instances:
+    """Decoded candidates (input pixels) -> suppression as ``options.nms`` says (none for "box": the decoder
+    did it), unletterbox, masks from the (C, h, w) prototypes; instances with empty masks dropped."""

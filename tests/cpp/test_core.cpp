@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "edgeseg/core.hpp"
+#include "edgeseg/postprocess.hpp"
 #include "edgeseg/split.hpp"
 #include "edgeseg/version.hpp"
 
@@ -131,6 +132,86 @@ void test_bad_input() {
   CHECK(throws_invalid([&] { edgeseg::decode_yolo(view(pred, 7, 3), 9, opt); }, "features"));
 }
 
+// The whole postprocess: the raw head of test_decode_yolo (now with a coefficient row) for a 16 x
+// 32 image letterboxed into 32 x 32 (8 px of padding on top), one prototype of 8 x 8 at logit 1.
+void test_postprocess_yolo() {
+  const std::vector<float> pred = {10, 12,   50,   10,   10,   50,   10,   10, 4, 10, 10,
+                                   4,  0.9f, 0.1f, 0.1f, 0.2f, 0.8f, 0.2f, 1,  2, -3};
+  const std::vector<float> protos(64, 1.f);
+  std::vector<edgeseg::Tensor> outputs(2);
+  outputs[0] = {pred.data(), edgeseg::DType::kFloat32, {7, 3}, {}, {}};
+  outputs[1] = {protos.data(), edgeseg::DType::kFloat32, {1, 8, 8}, {}, {}};
+  edgeseg::YoloLayout layout;
+  layout.num_classes = 2;
+  layout.num_coeffs = 1;
+  const auto lb = edgeseg::make_letterbox(16, 32, 32, 32);
+  edgeseg::PostprocessOptions opt;
+  opt.iou = 0.5f;
+  auto r = edgeseg::postprocess_yolo(layout, outputs, lb, opt);
+  // Two classes: both kept; boxes moved up by the padding and clipped to the image.
+  CHECK(r.size() == 2 && r.classes[0] == 0 && r.classes[1] == 1 && near(r.scores[1], 0.8f));
+  CHECK((r.boxes == std::vector<float>{5, 0, 15, 7, 7, 0, 17, 7}));
+  CHECK((r.masks.rects == std::vector<int32_t>{5, 0, 10, 7, 7, 0, 10, 7}));
+  CHECK((r.masks.areas == std::vector<int64_t>{70, 70}));
+  opt.agnostic = true;  // IoU 0.67 across classes: the second goes
+  CHECK(edgeseg::postprocess_yolo(layout, outputs, lb, opt).size() == 1);
+  opt.agnostic = false;
+  opt.nms = edgeseg::Suppression::kMatrix;  // decays, removes nothing above conf
+  r = edgeseg::postprocess_yolo(layout, outputs, lb, opt);
+  CHECK(r.size() == 2 && near(r.scores[1], 0.8f));
+
+  // The same anchors anchor-major (transposed by strides, no copy) and an end-to-end head.
+  outputs[0].shape = {3, 7};
+  outputs[0].strides = {1, 3};
+  layout.anchor_major = true;
+  opt.nms = edgeseg::Suppression::kBox;
+  CHECK(edgeseg::postprocess_yolo(layout, outputs, lb, opt).size() == 2);
+  const std::vector<float> rows = {5, 13, 15, 23, 0.9f, 1, 1, 0, 0, 1, 1, 0.1f, 0, 1};
+  outputs[0] = {rows.data(), edgeseg::DType::kFloat32, {2, 7}, {}, {}};
+  layout.head = edgeseg::YoloHead::kEndToEnd;
+  layout.anchor_major = false;
+  r = edgeseg::postprocess_yolo(layout, outputs, lb, opt);
+  CHECK(r.size() == 1 && r.classes[0] == 1 && (r.boxes == std::vector<float>{5, 5, 15, 15}));
+
+  // Bad input: outputs the layout does not name, a hand-made letterbox that does not fit.
+  layout.prototypes = 2;
+  CHECK(throws_invalid([&] { edgeseg::postprocess_yolo(layout, outputs, lb, opt); },
+                       "outputs were given"));
+  layout.prototypes = 1;
+  auto bad = lb;
+  bad.pad_top = 0;
+  CHECK(throws_invalid([&] { edgeseg::postprocess_yolo(layout, outputs, bad, opt); },
+                       "make_letterbox"));
+  layout.num_coeffs = 2;
+  CHECK(throws_invalid([&] { edgeseg::postprocess_yolo(layout, outputs, lb, opt); },
+                       "1 prototypes, the layout 2 coefficients"));
+}
+
+void test_yolo_layout() {
+  const edgeseg::Metadata meta = {{"names", "{0: 'person', 1: 'bicycle'}"}, {"stride", "32"}};
+  auto l = edgeseg::yolo_layout({{1, 38, 8400}, {1, 32, 160, 160}}, {1, 3, 640, 640}, meta);
+  CHECK(l.head == edgeseg::YoloHead::kRaw && l.num_classes == 2 && l.num_coeffs == 32);
+  CHECK(!l.anchor_major && !l.prototypes_nhwc && l.detections == 0 && l.prototypes == 1);
+  CHECK((l.names == std::vector<std::string>{"person", "bicycle"}));
+  // TFLite-style: NHWC input and prototypes, anchor-major detections, outputs in the other order.
+  l = edgeseg::yolo_layout({{1, 160, 160, 32}, {1, 8400, 38}}, {1, 640, 640, 3}, meta);
+  CHECK(l.prototypes_nhwc && l.anchor_major && l.detections == 1 && l.prototypes == 0);
+  // YOLOv5: 3 anchors per cell of strides 8, 16, 32 at 640: 25200 rows of 5 + 2 + 32.
+  l = edgeseg::yolo_layout({{1, 25200, 39}, {1, 32, 160, 160}}, {1, 3, 640, 640}, meta);
+  CHECK(l.head == edgeseg::YoloHead::kObjectness && l.num_classes == 2 && l.anchor_major);
+  l = edgeseg::yolo_layout({{1, 300, 38}, {1, 32, 160, 160}}, {1, 3, 640, 640},
+                           {{"names", "['a', 'b']"}, {"end2end", "True"}});
+  CHECK(l.head == edgeseg::YoloHead::kEndToEnd && l.num_classes == 2);
+  CHECK(throws_invalid([&] { edgeseg::yolo_layout({{1, 38, 8400}}, {1, 3, 640, 640}, meta); },
+                       "found outputs [1, 38, 8400]"));
+  CHECK(throws_invalid(
+      [&] { edgeseg::yolo_layout({{1, 39, 8400}, {1, 32, 160, 160}}, {1, 3, 640, 640}, meta); },
+      "neither"));
+  CHECK((edgeseg::parse_names("{0: 'a, b', 1: \"it's\"}") ==
+         std::vector<std::string>{"a, b", "it's"}));
+  CHECK(throws_invalid([] { edgeseg::parse_names("{1: 'a'}"); }, "class names metadata"));
+}
+
 }  // namespace
 
 int main() {
@@ -141,6 +222,8 @@ int main() {
   test_letterbox_round_trip();
   test_rle();
   test_bad_input();
+  test_postprocess_yolo();
+  test_yolo_layout();
   if (failures) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

@@ -9,9 +9,9 @@ from __future__ import annotations
 from ..spec import ModelSpec
 from . import dets, rtmdet, solov2, yolact, yolo, yolo_split
 from .base import Family, Head, Instances, PostprocessOptions
-from .yolo import YoloE2EHead, YoloHead
+from .yolo import YoloHead
 
-__all__ = ["FAMILIES", "Family", "Head", "Instances", "PostprocessOptions", "YoloE2EHead", "YoloHead", "make_head"]
+__all__ = ["FAMILIES", "Family", "Head", "Instances", "PostprocessOptions", "YoloHead", "make_head"]
 
 FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (yolo, yolo_split, yolact, dets, rtmdet, solov2)}
 """Every family by name, in the order their detectors are asked."""

@@ -35,7 +35,6 @@ from ..spec import (
     names_from_metadata,
 )
 from .base import Head, Instances, PostprocessOptions
-from .suppress import suppress
 
 LAYOUTS = """Ultralytics YOLO segmentation (family "yolo"):
   yolo:        one input [B, 3, H, W] (or NHWC); outputs [B, 4 + classes + C, anchors] (or transposed)
@@ -86,8 +85,9 @@ class YoloLayout:
 
 
 class YoloSegBase:
-    """What every YOLO-seg head shares after its own decoding: the suppression choice, masks from the
-    prototypes, unletterboxing. Subclasses give ``layout.prototypes_output`` / ``prototypes_nhwc`` and decode."""
+    """What every YOLO-seg head shares after its own decoding: the core's ``finish_yolo`` (the suppression
+    ``options.nms`` names, masks from the prototypes, unletterboxing; the same code C++ users call).
+    Subclasses give ``layout.prototypes_output`` / ``prototypes_nhwc`` and decode."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -107,93 +107,64 @@ class YoloSegBase:
         options: PostprocessOptions,
         decode: Callable[[float, int], _core.Detections],
     ) -> Instances:
-        """Instances from ``decode(iou, max_det)``, suppressed as ``options.nms`` says."""
-        if options.nms == "box":  # NMS inside the decoder: Ultralytics' exact pipeline
-            return self._finish(outputs, index, lb, options, decode(options.iou, options.max_det))
-        # every candidate, best first (IoU 1 suppresses nothing), for the chosen suppression
-        decoded = decode(1.0, options.pre_nms_topk)
-        boxes, _, _, coeffs = decoded
-        masks = (lambda: self._candidate_masks(outputs, index, lb, boxes, coeffs)) if options.nms == "mask" else None
-        kept = suppress(boxes, decoded.scores, decoded.class_ids, options, masks)
-        decoded = _core.Detections(boxes[kept.keep], kept.scores, kept.class_ids, coeffs[kept.keep])
-        return self._finish(outputs, index, lb, options, decoded)
-
-    def _finish(
-        self,
-        outputs: list[np.ndarray],
-        index: int,
-        lb: Letterbox,
-        options: PostprocessOptions,
-        decoded: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    ) -> Instances:
-        boxes, scores, class_ids, coeffs = decoded
-        image_hw = (lb.src_h, lb.src_w)
-        boxes = _core.unletterbox_boxes(boxes, lb)
-        keep, rects, offsets, bits, probs, areas = _core.assemble_masks(
-            self._prototypes(outputs, index),
-            coeffs,
-            boxes,
-            (lb.dst_h, lb.dst_w),
-            image_hw,
-            soft=options.soft_masks,
-            quant=self._proto_quant,
-        )
-        if len(keep) != len(boxes):  # instances whose mask is empty are dropped, as in the reference
-            boxes, scores, class_ids = boxes[keep], scores[keep], class_ids[keep]
-        return Instances(boxes, scores, class_ids, InstanceMasks(rects, offsets, bits, image_hw, probs, areas))
-
-    def _candidate_masks(
-        self, outputs: list[np.ndarray], index: int, lb: Letterbox, boxes: np.ndarray, coeffs: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Candidates' masks for mask-IoU NMS, at prototype resolution in the letterboxed input.
-
-        Comparing masks where the model predicts them (a quarter of the input per side: 16x fewer pixels
-        than at the input) keeps mask NMS cheap over hundreds of candidates; the survivors' masks are then
-        assembled at source resolution as always.
-        """
-        protos = self._prototypes(outputs, index)
-        ph, pw = protos.shape[1], protos.shape[2]
-        stride = lb.dst_h // ph  # the loader checked that the input is a whole multiple of the prototypes
-        pboxes = np.clip(boxes / np.float32(stride), 0, np.array([pw, ph, pw, ph], np.float32)).astype(np.float32)
-        m = _core.assemble_masks(protos, coeffs, pboxes, (ph, pw), (ph, pw), drop_empty=False, quant=self._proto_quant)
-        return m.rects, m.offsets, m.bits
+        """Instances from ``decode(iou, max_det)``: with box NMS the decoder's own (Ultralytics' exact pipeline),
+        else every candidate best first (IoU 1 suppresses nothing) for the core to suppress as ``options.nms`` says."""
+        box = options.nms == "box"
+        decoded = decode(options.iou, options.max_det) if box else decode(1.0, options.pre_nms_topk)
+        found = _core.finish_yolo(decoded, self._prototypes(outputs, index), self._proto_quant, lb, options)
+        return instances_of(found, lb)
 
 
-class YoloHead(YoloSegBase):
-    """Raw head: [features, anchors] with features = cx, cy, w, h, class scores, mask coefficients; with
-    ``layout.objectness`` (YOLOv5 / YOLOv7-seg, see the module docstring) cx, cy, w, h, objectness, class
-    probabilities, mask coefficients."""
+def instances_of(found: _core.Instances, lb: Letterbox) -> Instances:
+    """The core's instances of one image as a head returns them."""
+    m = found.masks
+    masks = InstanceMasks(m.rects, m.offsets, m.bits, (lb.src_h, lb.src_w), m.probs, m.areas)
+    return Instances(found.boxes, found.scores, found.class_ids, masks)
+
+
+# The core's name of each head of this family.
+CORE_HEADS = {"yolo": "raw", "yolo_e2e": "e2e", "yolov5": "objectness"}
+
+
+class YoloHead:
+    """Every head of this family, decoded by the core's whole postprocess (``_core.postprocess_yolo``):
+
+    - ``yolo``: [features, anchors] with features = cx, cy, w, h, class scores, mask coefficients;
+    - ``yolov5`` (``layout.objectness``, see the module docstring): cx, cy, w, h, objectness, class
+      probabilities, mask coefficients;
+    - ``yolo_e2e``: rows of x1, y1, x2, y2, score, class, mask coefficients, already NMS-ed. ``options.nms``
+      does not apply: the graph suppressed its candidates (box NMS) when it was exported, and the suppressed
+      ones are not in its outputs.
+    """
 
     def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        self._det_info = spec.outputs[self.layout.detections_output]
+        self.spec = spec
+        self.layout = lay = spec.layout
+        self._det_info = spec.outputs[lay.detections_output]
+        self._quants = [o.quant for o in spec.outputs]
+        self.core_layout = _core.YoloLayout(
+            head=CORE_HEADS[spec.head],
+            num_classes=spec.num_classes,
+            num_coeffs=lay.num_coeffs,
+            detections=lay.detections_output,
+            anchor_major=lay.detections_anchor_major,
+            prototypes=lay.prototypes_output,
+            prototypes_nhwc=lay.prototypes_nhwc,
+            boxes_normalized=lay.boxes_normalized,
+        )
+        """The layout as the C++ API takes it (``edgeseg::YoloLayout``)."""
 
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        pred = outputs[self.layout.detections_output][index]
-        if self.layout.detections_anchor_major:
-            pred = pred.T  # a view: the core reads through strides
-        box_scale = (float(lb.dst_w), float(lb.dst_h)) if self.layout.boxes_normalized else (1.0, 1.0)
-
-        def decode(iou: float, max_det: int) -> _core.Detections:
-            return _core.decode_yolo(
-                pred,
-                self.spec.num_classes,
-                options.conf,
-                iou,
-                max_det,
-                options.pre_nms_topk,
-                options.agnostic,
-                options.class_allowed,
-                quant=self._det_info.quant,
-                box_scale=box_scale,
-                objectness=self.layout.objectness,
-            )
-
-        return self._suppressed(outputs, index, lb, options, decode)
+        image_outputs = [o[index] for o in outputs]
+        return instances_of(_core.postprocess_yolo(self.core_layout, image_outputs, self._quants, lb, options), lb)
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
-        """Highest class score over all anchors of image ``index`` (a health signal)."""
+        """Highest class score over all anchors (end-to-end: among the graph's detections) of image ``index``
+        (a health signal)."""
         pred = outputs[self.layout.detections_output][index]
+        if self.spec.head == "yolo_e2e":
+            scores = pred[:, 4]
+            return float(self._det_info.dequantize(scores.max(keepdims=True)).max()) if scores.size else 0.0
         if self.layout.detections_anchor_major:
             pred = pred.T
         if self.layout.objectness:  # score = objectness x class probability
@@ -201,36 +172,6 @@ class YoloHead(YoloSegBase):
             cls = self._det_info.dequantize(pred[5 : 5 + self.spec.num_classes].max(axis=0))
             return float((obj * cls).max()) if obj.size else 0.0
         scores = pred[4 : 4 + self.spec.num_classes]
-        return float(self._det_info.dequantize(scores.max(keepdims=True)).max()) if scores.size else 0.0
-
-
-class YoloE2EHead(YoloSegBase):
-    """End-to-end export: rows of x1, y1, x2, y2, score, class, mask coefficients, already NMS-ed.
-
-    ``options.nms`` does not apply: the graph suppressed its candidates (box NMS) when it was exported, and the
-    suppressed ones are not in its outputs.
-    """
-
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        self._det_info = spec.outputs[self.layout.detections_output]
-
-    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        rows = outputs[self.layout.detections_output][index]
-        decoded = _core.decode_yolo_e2e(
-            rows,
-            self.spec.num_classes,
-            options.conf,
-            options.max_det,
-            options.class_allowed,
-            quant=self._det_info.quant,
-            box_scale=(float(lb.dst_w), float(lb.dst_h)) if self.layout.boxes_normalized else (1.0, 1.0),
-        )
-        return self._finish(outputs, index, lb, options, decoded)
-
-    def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
-        """Highest score among the graph's detections of image ``index`` (a health signal)."""
-        scores = outputs[self.layout.detections_output][index][:, 4]
         return float(self._det_info.dequantize(scores.max(keepdims=True)).max()) if scores.size else 0.0
 
 
@@ -312,7 +253,7 @@ class YoloFamily:
 
     def make_head(self, spec: ModelSpec) -> Head:
         """The decoder for ``spec``."""
-        return YoloE2EHead(spec) if spec.head == "yolo_e2e" else YoloHead(spec)
+        return YoloHead(spec)
 
 
 FAMILY = YoloFamily()

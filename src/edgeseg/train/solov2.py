@@ -101,14 +101,16 @@ class SoloV2(nn.Module):
         self.bottom_up4 = SplitBlock(w[2] + w[3], w[3])
         self.reduce4 = ConvBnAct(w[3], w[3], 3, 2)
         self.bottom_up5 = SplitBlock(w[3] + w[4], w[4])
-        # Mask features: stride-8 features upsampled to stride 4 (PartSeg's prototype branch), then a
-        # per-pixel residual MLP over [features, x, y]: SOLOv2's CoordConv on the mask branch (without
-        # position, one kernel could not tell two identical parts apart). It starts as the identity.
+        # Mask features: stride-8 features upsampled to stride 4 (PartSeg's prototype branch, trained on),
+        # then a residual refinement by 3x3 convolutions over [features, stride-4 stem features, x, y]:
+        # SOLOv2's CoordConv on the mask branch (without position one kernel could not tell two identical
+        # parts apart) with the spatial context and fine edges that PartSeg's prototypes, made to be
+        # cropped to a box, lack (no box crops a SOLO mask). It starts as the identity.
         mw, e = config.mask_width, config.kernel_channels
         self.proto = nn.Sequential(
             ConvBnAct(w[2], mw), nn.Upsample(scale_factor=2.0, mode="nearest"), ConvBnAct(mw, mw), ConvBnAct(mw, e, 1)
         )
-        self.mask_refine = nn.Sequential(nn.Conv2d(e + 2, mw, 1), nn.SiLU(), nn.Conv2d(mw, e, 1))
+        self.mask_refine = nn.Sequential(ConvBnAct(e + w[1] + 2, mw), ConvBnAct(mw, mw), nn.Conv2d(mw, e, 1))
         nn.init.zeros_(self.mask_refine[-1].weight)
         nn.init.zeros_(self.mask_refine[-1].bias)
         hw, nc = config.head_width, config.num_classes
@@ -138,8 +140,8 @@ class SoloV2(nn.Module):
         return self
 
     def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The part started from PartSeg (frozen in training): level features p3, p4, p5 and the base mask
-        features ``(B, E, H/4, W/4)``. ``x`` is the normalised input ``(pixel - mean) / std``, RGB."""
+        """The part started from PartSeg and frozen in training: the stride-4 stem features c2 and the level
+        features p3, p4, p5. ``x`` is the normalised input ``(pixel - mean) / std``, RGB."""
         x = x * self.pixel_scale + self.pixel_shift
         c2 = self.stem(x)
         c3 = self.down3(c2)
@@ -149,19 +151,23 @@ class SoloV2(nn.Module):
         p3 = self.top_down3(torch.cat((F.interpolate(t4, scale_factor=2.0, mode="nearest"), c3), 1))
         p4 = self.bottom_up4(torch.cat((self.reduce3(p3), t4), 1))
         p5 = self.bottom_up5(torch.cat((self.reduce4(p4), c5), 1))
-        return p3, p4, p5, self.proto(p3)
+        return c2, p3, p4, p5
+
+    def mask_features(self, c2: torch.Tensor, p3: torch.Tensor) -> torch.Tensor:
+        """The mask features ``(B, E, H/4, W/4)``: PartSeg's prototypes of p3, refined."""
+        base = self.proto(p3)
+        return base + self.mask_refine(torch.cat((base, c2, _coords(base)), 1))
 
     def heads(
-        self, p3: torch.Tensor, p4: torch.Tensor, p5: torch.Tensor, base: torch.Tensor
+        self, c2: torch.Tensor, p3: torch.Tensor, p4: torch.Tensor, p5: torch.Tensor
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         """Per level category logits ``(B, C, S, S)`` and kernels ``(B, E, S, S)``; mask features."""
-        feats = base + self.mask_refine(torch.cat((base, _coords(base)), 1))
         cates, kernels = [], []
         for p, s, kh, ch in zip((p3, p4, p5), self.config.grids, self.kernel_heads, self.cate_heads):
             with_xy = torch.cat((p, _coords(p)), 1)
             kernels.append(kh(F.interpolate(with_xy, size=(s, s), mode="bilinear", align_corners=False)))
             cates.append(ch(F.interpolate(p, size=(s, s), mode="bilinear", align_corners=False)))
-        return cates, kernels, feats
+        return cates, kernels, self.mask_features(c2, p3)
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         """Per level category logits ``(B, C, S, S)`` and kernels ``(B, E, S, S)``; mask features
@@ -358,8 +364,9 @@ def _focal(logits: torch.Tensor, targets: torch.Tensor, alpha: float, gamma: flo
 
 
 def trunk_modules(model: SoloV2) -> list[nn.Module]:
-    """The modules frozen in training (started from PartSeg): all of ``SoloV2.trunk``."""
-    return model.backbone_modules()
+    """The modules frozen in training (started from PartSeg): all of ``SoloV2.trunk``; the prototype
+    convolutions, also started from PartSeg, train on with the mask refinement."""
+    return [m for m in model.backbone_modules() if m is not model.proto]
 
 
 def _image_targets(config: SoloConfig, sample: Sample) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -378,7 +385,7 @@ def _image_targets(config: SoloConfig, sample: Sample) -> tuple[torch.Tensor, to
 
 @torch.no_grad()
 def _cache_trunk(model: SoloV2, samples: list[Sample], progress: bool) -> list[torch.Tensor]:
-    """The frozen trunk's outputs for every sample, in float16 (p3, p4, p5, base mask features)."""
+    """The frozen trunk's outputs for every sample, in float16 (c2, p3, p4, p5)."""
     from tqdm import tqdm
 
     model.eval()

@@ -1,0 +1,243 @@
+// Bindings of the whole postprocess (postprocess.hpp): the YOLO layout, its parser of output shapes
+// and metadata, postprocess_yolo and finish_yolo. The Python YOLO heads call these, so the
+// instances Python returns are the ones the C++ API returns.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bind_families.hpp"
+#include "bind_util.hpp"
+#include "edgeseg/postprocess.hpp"
+
+using namespace edgeseg_py;  // NOLINT: the shared conversions
+
+namespace {
+
+const char* head_name(edgeseg::YoloHead h) {
+  switch (h) {
+    case edgeseg::YoloHead::kEndToEnd:
+      return "e2e";
+    case edgeseg::YoloHead::kObjectness:
+      return "objectness";
+    default:
+      return "raw";
+  }
+}
+
+edgeseg::YoloHead to_head(const std::string& name) {
+  if (name == "raw") return edgeseg::YoloHead::kRaw;
+  if (name == "e2e") return edgeseg::YoloHead::kEndToEnd;
+  if (name == "objectness") return edgeseg::YoloHead::kObjectness;
+  throw InvalidArgument("head must be 'raw', 'e2e' or 'objectness', got '" + name + "'");
+}
+
+edgeseg::Suppression to_suppression(const py::handle& obj) {
+  const std::string name = PyUnicode_Check(obj.ptr()) ? std::string(py::str(obj)) : "";
+  if (name == "box") return edgeseg::Suppression::kBox;
+  if (name == "fast") return edgeseg::Suppression::kFast;
+  if (name == "matrix") return edgeseg::Suppression::kMatrix;
+  if (name == "mask") return edgeseg::Suppression::kMask;
+  throw InvalidArgument("nms must be one of 'box', 'fast', 'matrix', 'mask', got " + describe(obj));
+}
+
+// The options of one call from any object with PostprocessOptions' attributes (edgeseg's
+// dataclass, or a SimpleNamespace), so the Python side passes what it holds.
+edgeseg::PostprocessOptions to_options(const py::object& o) {
+  edgeseg::PostprocessOptions opt;
+  opt.conf = to_float(o.attr("conf"), "conf");
+  opt.iou = to_float(o.attr("iou"), "iou");
+  opt.max_det = to_int64(o.attr("max_det"), "max_det");
+  opt.pre_nms_topk = to_int64(o.attr("pre_nms_topk"), "pre_nms_topk");
+  opt.agnostic = to_bool(o.attr("agnostic"), "agnostic");
+  opt.nms = to_suppression(o.attr("nms"));
+  opt.soft_masks = to_bool(o.attr("soft_masks"), "soft_masks");
+  const py::object allowed = o.attr("class_allowed");
+  if (!allowed.is_none()) {
+    py::array flags = contiguous<uint8_t>(allowed, 1, "class_allowed");
+    const auto* p = static_cast<const uint8_t*>(flags.data());
+    opt.class_allowed.assign(p, p + flags.shape(0));
+  }
+  return opt;
+}
+
+// One output of one image as a Tensor of any rank; `keep` holds the array the view reads.
+edgeseg::Tensor to_tensor(const py::handle& obj, const py::object& quant, const std::string& name,
+                          py::array* keep) {
+  if (!py::isinstance<py::array>(obj)) throw InvalidArgument(name + " must be a numpy array");
+  const int ndim = static_cast<int>(py::reinterpret_borrow<py::array>(obj).ndim());
+  edgeseg::Tensor t;
+  *keep = tensor(obj, ndim, name.c_str(), &t.dtype);
+  t.data = keep->data();
+  for (int i = 0; i < ndim; ++i) {
+    t.shape.push_back(keep->shape(i));
+    t.strides.push_back(elem_stride(*keep, i));
+  }
+  t.quant = quant_of(t.dtype, quant, name.c_str());
+  return t;
+}
+
+edgeseg::ProtoView to_protos(const py::object& obj, const py::object& quant, py::array* keep) {
+  edgeseg::ProtoView p;
+  *keep = tensor(obj, 3, "prototypes", &p.dtype);
+  p.data = keep->data();
+  p.channels = keep->shape(0);
+  p.height = keep->shape(1);
+  p.width = keep->shape(2);
+  p.stride_c = elem_stride(*keep, 0);
+  p.stride_y = elem_stride(*keep, 1);
+  p.stride_x = elem_stride(*keep, 2);
+  p.quant = quant_of(p.dtype, quant, "prototypes");
+  return p;
+}
+
+py::object instances_to_python(edgeseg::Instances&& r, bool soft) {
+  const py::ssize_t n = r.size();
+  return result_types().instances(
+      to_numpy(std::move(r.boxes), {n, 4}), to_numpy(std::move(r.scores), {n}),
+      to_numpy(std::move(r.classes), {n}), masks_to_python(std::move(r.masks), soft));
+}
+
+py::object postprocess_yolo(const edgeseg::YoloLayout& layout, const py::sequence& outputs,
+                            const py::sequence& quants, const py::object& lb_obj,
+                            const py::object& options) {
+  const auto& lb = to_letterbox(lb_obj);
+  const auto opt = to_options(options);
+  if (py::len(quants) != py::len(outputs))
+    throw InvalidArgument(
+        "give one quantization (or None) per output: " + std::to_string(py::len(outputs)) +
+        " outputs, " + std::to_string(py::len(quants)) + " quantizations");
+  std::vector<py::array> keep(py::len(outputs));
+  std::vector<edgeseg::Tensor> tensors;
+  for (size_t i = 0; i < keep.size(); ++i)
+    tensors.push_back(to_tensor(outputs[i], quants[i], "output " + std::to_string(i), &keep[i]));
+  edgeseg::Instances r;
+  {
+    py::gil_scoped_release release;
+    r = edgeseg::postprocess_yolo(layout, tensors, lb, opt);
+  }
+  return instances_to_python(std::move(r), opt.soft_masks);
+}
+
+py::object finish_yolo(const py::object& detections, const py::object& protos_obj,
+                       const py::object& quant, const py::object& lb_obj,
+                       const py::object& options) {
+  const auto& lb = to_letterbox(lb_obj);
+  const auto opt = to_options(options);
+  if (!py::isinstance<py::tuple>(detections) || py::len(detections) != 4)
+    throw InvalidArgument(
+        "detections must be a Detections (boxes, scores, class_ids, coefficients)");
+  const auto fields = py::reinterpret_borrow<py::tuple>(detections);
+  const py::object boxes_obj = fields[0], scores_obj = fields[1], classes_obj = fields[2],
+                   coeffs_obj = fields[3];
+  py::array boxes = contiguous<float>(boxes_obj, 2, "boxes");
+  py::array scores = contiguous<float>(scores_obj, 1, "scores");
+  py::array classes = contiguous<int32_t>(classes_obj, 1, "class_ids");
+  py::array coeffs = contiguous<float>(coeffs_obj, 2, "coefficients");
+  py::array keep_protos;
+  const auto protos = to_protos(protos_obj, quant, &keep_protos);
+  edgeseg::Detections d;
+  const auto* b = static_cast<const float*>(boxes.data());
+  const auto* s = static_cast<const float*>(scores.data());
+  const auto* c = static_cast<const int32_t*>(classes.data());
+  const auto* k = static_cast<const float*>(coeffs.data());
+  d.boxes.assign(b, b + boxes.size());
+  d.scores.assign(s, s + scores.size());
+  d.classes.assign(c, c + classes.size());
+  d.coeffs.assign(k, k + coeffs.size());
+  d.num_coeffs = coeffs.shape(1);
+  edgeseg::Instances r;
+  {
+    py::gil_scoped_release release;
+    r = edgeseg::finish_yolo(std::move(d), protos, lb, opt);
+  }
+  return instances_to_python(std::move(r), opt.soft_masks);
+}
+
+std::vector<int64_t> to_shape(const py::handle& obj) {
+  std::vector<int64_t> shape;
+  for (const auto& d : obj) shape.push_back(d.is_none() ? -1 : to_int64(d, "shape"));
+  return shape;
+}
+
+}  // namespace
+
+namespace edgeseg_py {
+
+void bind_postprocess(py::module_& m) {
+  {
+    auto namedtuple = py::module_::import("collections").attr("namedtuple");
+    py::object instances =
+        namedtuple("Instances", py::make_tuple("boxes", "scores", "class_ids", "masks"),
+                   py::arg("module") = "edgeseg._core");
+    instances.attr("__doc__") =
+        "Instances of one image in source pixels by descending score: boxes (N, 4) x1 y1 x2 y2, "
+        "scores (N,), class_ids (N,), masks (a MaskSet of N box-cropped bit-packed masks).";
+    m.attr("Instances") = instances;
+    result_types().instances = instances;
+  }
+  py::class_<edgeseg::YoloLayout>(m, "YoloLayout")
+      .def(py::init([](const std::string& head, int64_t num_classes, int64_t num_coeffs,
+                       int64_t detections, bool anchor_major, int64_t prototypes,
+                       bool prototypes_nhwc, bool boxes_normalized) {
+             edgeseg::YoloLayout l;
+             l.head = to_head(head);
+             l.num_classes = num_classes;
+             l.num_coeffs = num_coeffs;
+             l.detections = detections;
+             l.anchor_major = anchor_major;
+             l.prototypes = prototypes;
+             l.prototypes_nhwc = prototypes_nhwc;
+             l.boxes_normalized = boxes_normalized;
+             return l;
+           }),
+           py::kw_only(), py::arg("head"), py::arg("num_classes"), py::arg("num_coeffs"),
+           py::arg("detections"), py::arg("anchor_major"), py::arg("prototypes"),
+           py::arg("prototypes_nhwc"), py::arg("boxes_normalized"))
+      .def_property_readonly("head", [](const edgeseg::YoloLayout& l) { return head_name(l.head); })
+      .def_readonly("num_classes", &edgeseg::YoloLayout::num_classes)
+      .def_readonly("num_coeffs", &edgeseg::YoloLayout::num_coeffs)
+      .def_readonly("detections", &edgeseg::YoloLayout::detections)
+      .def_readonly("anchor_major", &edgeseg::YoloLayout::anchor_major)
+      .def_readonly("prototypes", &edgeseg::YoloLayout::prototypes)
+      .def_readonly("prototypes_nhwc", &edgeseg::YoloLayout::prototypes_nhwc)
+      .def_readonly("boxes_normalized", &edgeseg::YoloLayout::boxes_normalized)
+      .def_readonly("names", &edgeseg::YoloLayout::names)
+      .def("__repr__", [](const edgeseg::YoloLayout& l) {
+        return std::string("YoloLayout(head=") + head_name(l.head) +
+               ", num_classes=" + std::to_string(l.num_classes) +
+               ", num_coeffs=" + std::to_string(l.num_coeffs) +
+               ", detections=" + std::to_string(l.detections) +
+               ", anchor_major=" + (l.anchor_major ? "True" : "False") +
+               ", prototypes=" + std::to_string(l.prototypes) +
+               ", prototypes_nhwc=" + (l.prototypes_nhwc ? "True" : "False") +
+               ", boxes_normalized=" + (l.boxes_normalized ? "True" : "False") + ")";
+      });
+  m.def(
+      "yolo_layout",
+      [](const py::sequence& output_shapes, const py::object& input_shape,
+         const std::map<std::string, std::string>& metadata) {
+        std::vector<std::vector<int64_t>> shapes;
+        for (const auto& s : output_shapes) shapes.push_back(to_shape(s));
+        return edgeseg::yolo_layout(shapes, to_shape(input_shape), metadata);
+      },
+      py::arg("output_shapes"), py::arg("input_shape"), py::arg("metadata"),
+      "The YOLO layout from output shapes (None where dynamic), the input shape and metadata, as "
+      "the C++ API decides it.");
+  m.def("parse_names", &edgeseg::parse_names, py::arg("value"),
+        "Class names of an Ultralytics `names` metadata value.");
+  m.def("postprocess_yolo", &postprocess_yolo, py::arg("layout"), py::arg("outputs"),
+        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+        "The whole postprocess of one image: outputs without their batch dimension, one "
+        "quantization (scale, zero_point) or None per output, options with PostprocessOptions' "
+        "attributes.");
+  m.def("finish_yolo", &finish_yolo, py::arg("detections"), py::arg("prototypes"), py::arg("quant"),
+        py::arg("letterbox"), py::arg("options"),
+        "Suppression (unless box NMS, done by the decoder), unletterbox and masks of decoded "
+        "candidates.");
+}
+
+}  // namespace edgeseg_py

@@ -1,0 +1,283 @@
+// The whole YOLO postprocess of one image (postprocess.hpp): tensors to views, decode, the
+// suppression of the caller's choice, unletterbox, masks.
+#include "edgeseg/postprocess.hpp"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "checks.hpp"
+#include "edgeseg/nms_variants.hpp"
+
+namespace edgeseg {
+namespace {
+
+// Fast and Matrix NMS settings of the references (YOLACT's top_k, SOLOv2's Gaussian sigma), as
+// the Python heads' suppress() uses them.
+constexpr int64_t kFastTopK = 200;
+constexpr float kMatrixSigma = 2.f;
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// A letterbox the caller filled by hand must be one make_letterbox would make: its fields are
+// trusted by the mask geometry.
+void check_letterbox(const Letterbox& lb) {
+  const Letterbox ref = make_letterbox(lb.src_h, lb.src_w, lb.dst_h, lb.dst_w, lb.resize);
+  if (ref.new_h != lb.new_h || ref.new_w != lb.new_w || ref.pad_top != lb.pad_top ||
+      ref.pad_left != lb.pad_left)
+    throw InvalidArgument("letterbox is not one make_letterbox makes for a " +
+                          std::to_string(lb.src_h) + "x" + std::to_string(lb.src_w) +
+                          " image in a " + std::to_string(lb.dst_h) + "x" +
+                          std::to_string(lb.dst_w) + " input: make it with make_letterbox");
+}
+
+void check_options(const PostprocessOptions& opt) {
+  if (!(opt.conf >= 0.f && opt.conf <= 1.f)) throw InvalidArgument("conf must be in [0, 1]");
+  if (!(opt.iou >= 0.f && opt.iou <= 1.f)) throw InvalidArgument("iou must be in [0, 1]");
+  if (opt.max_det < 0) throw InvalidArgument("max_det must be >= 0");
+  if (opt.pre_nms_topk < 1) throw InvalidArgument("pre_nms_topk must be >= 1");
+}
+
+// Element strides of a tensor: its own, or dense row-major.
+std::vector<int64_t> strides_of(const Tensor& t, const char* what) {
+  for (int64_t d : t.shape)
+    if (d < 0)
+      throw InvalidArgument(std::string(what) + " has a negative size " + shape_str(t.shape));
+  if (!t.strides.empty()) {
+    if (t.strides.size() != t.shape.size())
+      throw InvalidArgument(std::string(what) + " has " + std::to_string(t.strides.size()) +
+                            " strides for " + std::to_string(t.shape.size()) + " dimensions");
+    return t.strides;
+  }
+  std::vector<int64_t> s(t.shape.size(), 1);
+  int64_t step = 1;
+  for (size_t i = t.shape.size(); i-- > 0;) {
+    s[i] = step;
+    if (detail::mul_overflows(step, std::max<int64_t>(t.shape[i], 1), &step))
+      throw InvalidArgument(std::string(what) + " is too large " + shape_str(t.shape));
+  }
+  return s;
+}
+
+// A rank-2 tensor as a view, its two axes swapped when `transpose`.
+View2D view_of(const Tensor& t, bool transpose, const char* what) {
+  if (t.shape.size() != 2)
+    throw InvalidArgument(std::string(what) + " of one image must have 2 dimensions, got " +
+                          shape_str(t.shape));
+  const auto s = strides_of(t, what);
+  View2D v;
+  v.data = t.data;
+  v.dtype = t.dtype;
+  v.quant = t.quant;
+  v.rows = t.shape[transpose ? 1 : 0];
+  v.cols = t.shape[transpose ? 0 : 1];
+  v.stride_row = s[transpose ? 1 : 0];
+  v.stride_col = s[transpose ? 0 : 1];
+  return v;
+}
+
+ProtoView protos_of(const Tensor& t, bool nhwc) {
+  if (t.shape.size() != 3)
+    throw InvalidArgument("the prototypes output of one image must have 3 dimensions, got " +
+                          shape_str(t.shape));
+  const auto s = strides_of(t, "the prototypes output");
+  ProtoView p;
+  p.data = t.data;
+  p.dtype = t.dtype;
+  p.quant = t.quant;
+  const int c = nhwc ? 2 : 0, y = nhwc ? 0 : 1, x = nhwc ? 1 : 2;
+  p.channels = t.shape[c];
+  p.height = t.shape[y];
+  p.width = t.shape[x];
+  p.stride_c = s[c];
+  p.stride_y = s[y];
+  p.stride_x = s[x];
+  return p;
+}
+
+template <typename T>
+std::vector<T> gather(const std::vector<T>& v, const std::vector<int64_t>& idx, size_t width) {
+  std::vector<T> out;
+  out.reserve(idx.size() * width);
+  for (int64_t i : idx) {
+    const auto first = v.begin() + static_cast<std::ptrdiff_t>(i * static_cast<int64_t>(width));
+    out.insert(out.end(), first, first + static_cast<std::ptrdiff_t>(width));
+  }
+  return out;
+}
+
+// Candidates' masks for mask-IoU NMS at prototype resolution in the letterboxed input: a sixteenth
+// of the input's pixels keeps mask NMS cheap over hundreds of candidates; the survivors' masks are
+// then assembled at source resolution as always.
+Masks candidate_masks(const Detections& c, const ProtoView& protos, const Letterbox& lb) {
+  if (lb.dst_h % protos.height != 0 || lb.dst_w % protos.width != 0 ||
+      lb.dst_h / protos.height != lb.dst_w / protos.width)
+    throw InvalidArgument("prototypes of " + std::to_string(protos.height) + "x" +
+                          std::to_string(protos.width) + " are not the " +
+                          std::to_string(lb.dst_h) + "x" + std::to_string(lb.dst_w) +
+                          " input divided by one whole stride");
+  const auto stride = static_cast<float>(lb.dst_h / protos.height);
+  const auto ph = static_cast<float>(protos.height), pw = static_cast<float>(protos.width);
+  std::vector<float> boxes(c.boxes.size());
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    const float hi = i % 2 == 0 ? pw : ph;  // x1 y1 x2 y2
+    boxes[i] = std::min(std::max(c.boxes[i] / stride, 0.f), hi);
+  }
+  MaskOptions mo;
+  mo.drop_empty = false;
+  return assemble_masks(protos, c.coeffs.data(), boxes.data(), c.size(), protos.height,
+                        protos.width, protos.height, protos.width, mo);
+}
+
+NmsResult suppress(const Detections& c, const ProtoView& protos, const Letterbox& lb,
+                   const PostprocessOptions& opt) {
+  const int64_t n = c.size();
+  switch (opt.nms) {
+    case Suppression::kFast: {
+      ScoredBoxes s;
+      s.boxes = c.boxes.data();
+      s.scores = c.scores.data();
+      s.classes = c.classes.data();
+      s.n = n;
+      FastNmsOptions o;
+      o.iou = opt.iou;
+      o.top_k = kFastTopK;
+      o.max_det = opt.max_det;
+      o.agnostic = opt.agnostic;
+      return fast_nms(s, o);
+    }
+    case Suppression::kMatrix: {
+      MatrixNmsOptions o;
+      o.sigma = kMatrixSigma;
+      o.max_det = opt.max_det;
+      o.filter_thr = opt.conf;
+      o.agnostic = opt.agnostic;
+      return matrix_nms(c.boxes.data(), c.scores.data(), c.classes.data(), n, o);
+    }
+    case Suppression::kMask: {
+      const Masks m = candidate_masks(c, protos, lb);
+      MaskCrops crops;
+      crops.rects = m.rects.data();
+      crops.offsets = m.offsets.data();
+      crops.bits = m.bits.data();
+      crops.bits_size = static_cast<int64_t>(m.bits.size());
+      return mask_nms(crops, c.scores.data(), c.classes.data(), n, opt.iou, opt.max_det,
+                      opt.agnostic);
+    }
+    default:
+      throw InvalidArgument("unknown suppression kind");
+  }
+}
+
+}  // namespace
+
+DecodeOptions decode_options_for(const PostprocessOptions& opt, int64_t num_classes) {
+  check_options(opt);
+  if (!opt.class_allowed.empty() && static_cast<int64_t>(opt.class_allowed.size()) != num_classes)
+    throw InvalidArgument("class filter must have one flag per class (" +
+                          std::to_string(num_classes) + ")");
+  DecodeOptions d;
+  d.conf = opt.conf;
+  d.pre_nms_topk = opt.pre_nms_topk;
+  d.agnostic = opt.agnostic;
+  d.class_allowed = opt.class_allowed;
+  if (opt.nms == Suppression::kBox) {
+    d.iou = opt.iou;
+    d.max_det = opt.max_det;
+  } else {
+    d.iou = 1.f;
+    d.max_det = opt.pre_nms_topk;
+  }
+  return d;
+}
+
+Instances finish_yolo(Detections&& c, const ProtoView& protos, const Letterbox& lb,
+                      const PostprocessOptions& opt) {
+  check_letterbox(lb);
+  check_options(opt);
+  const int64_t n = c.size();
+  if (n < 0 || c.boxes.size() != static_cast<size_t>(4 * n) ||
+      c.classes.size() != static_cast<size_t>(n) || c.num_coeffs != protos.channels ||
+      c.coeffs.size() != static_cast<size_t>(n * c.num_coeffs))
+    throw InvalidArgument("candidates must have 4 box values, a class and " +
+                          std::to_string(protos.channels) +
+                          " coefficients (one per prototype) each; got " + std::to_string(n) +
+                          " scores, " + std::to_string(c.boxes.size()) + " box values and " +
+                          std::to_string(c.coeffs.size()) + " coefficients");
+  if (opt.nms != Suppression::kBox && n > 0) {
+    const NmsResult kept = suppress(c, protos, lb, opt);
+    c.boxes = gather(c.boxes, kept.keep, 4);
+    c.coeffs = gather(c.coeffs, kept.keep, static_cast<size_t>(c.num_coeffs));
+    c.scores = kept.scores;
+    c.classes = kept.classes;
+  }
+  const int64_t k = c.size();
+  unletterbox_boxes(c.boxes.data(), k, lb);
+  MaskOptions mo;
+  mo.soft = opt.soft_masks;
+  Instances out;
+  out.masks = assemble_masks(protos, c.coeffs.data(), c.boxes.data(), k, lb.dst_h, lb.dst_w,
+                             lb.src_h, lb.src_w, mo);
+  const auto& keep = out.masks.keep;
+  if (static_cast<int64_t>(keep.size()) == k) {  // every mask has a pixel: nothing to drop
+    out.boxes = std::move(c.boxes);
+    out.scores = std::move(c.scores);
+    out.classes = std::move(c.classes);
+  } else {  // instances whose mask is empty are dropped, as in the reference
+    out.boxes = gather(c.boxes, keep, 4);
+    out.scores = gather(c.scores, keep, 1);
+    out.classes = gather(c.classes, keep, 1);
+  }
+  return out;
+}
+
+Instances postprocess_yolo(const YoloLayout& layout, const std::vector<Tensor>& outputs,
+                           const Letterbox& lb, const PostprocessOptions& opt) {
+  const auto count = static_cast<int64_t>(outputs.size());
+  if (layout.detections < 0 || layout.detections >= count || layout.prototypes < 0 ||
+      layout.prototypes >= count || layout.detections == layout.prototypes)
+    throw InvalidArgument("the layout names outputs " + std::to_string(layout.detections) +
+                          " (detections) and " + std::to_string(layout.prototypes) +
+                          " (prototypes), but " + std::to_string(count) + " outputs were given");
+  const ProtoView protos =
+      protos_of(outputs[static_cast<size_t>(layout.prototypes)], layout.prototypes_nhwc);
+  if (protos.channels != layout.num_coeffs)
+    throw InvalidArgument("the prototypes output " +
+                          shape_str(outputs[static_cast<size_t>(layout.prototypes)].shape) +
+                          " has " + std::to_string(protos.channels) + " prototypes, the layout " +
+                          std::to_string(layout.num_coeffs) + " coefficients");
+  const Tensor& det = outputs[static_cast<size_t>(layout.detections)];
+  check_letterbox(lb);
+  DecodeOptions d = decode_options_for(opt, layout.num_classes);
+  if (layout.boxes_normalized) {
+    d.box_scale_x = static_cast<float>(lb.dst_w);
+    d.box_scale_y = static_cast<float>(lb.dst_h);
+  }
+  const char* what = "the detections output";
+  switch (layout.head) {
+    case YoloHead::kEndToEnd: {
+      // NMS ran in the graph: only the threshold, class filter and max_det apply, and the
+      // suppressed candidates are not in the output for another kind of suppression to see.
+      d.max_det = opt.max_det;
+      PostprocessOptions finish = opt;
+      finish.nms = Suppression::kBox;
+      return finish_yolo(decode_yolo_e2e(view_of(det, false, what), layout.num_classes, d), protos,
+                         lb, finish);
+    }
+    case YoloHead::kObjectness:
+      return finish_yolo(decode_yolo(view_of(det, layout.anchor_major, what), layout.num_classes, d,
+                                     nullptr, true),
+                         protos, lb, opt);
+    default:
+      return finish_yolo(
+          decode_yolo(view_of(det, layout.anchor_major, what), layout.num_classes, d), protos, lb,
+          opt);
+  }
+}
+
+}  // namespace edgeseg
