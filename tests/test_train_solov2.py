@@ -139,21 +139,8 @@ def test_training_resumes_and_refuses_other_settings(samples, trained):
         train_solov2(out, dataclasses.replace(TINY, lr=1e-4), SCENE, progress=False, samples=samples)
 
 
-def _family_ready() -> bool:
-    import edgeseg
-
-    try:
-        return edgeseg.load(BUNDLED).spec.family == "solov2"
-    except Exception:  # the decoder may not have landed on this branch
-        return False
-
-
-@pytest.mark.skipif(not BUNDLED.is_file(), reason="models/partseg-solov2.onnx not committed")
 def test_bundled_solov2_model_segments_held_out_scenes():
     import edgeseg
-
-    if not _family_ready():
-        pytest.skip("edgeseg's SOLOv2 decoder is not available on this branch")
     from edgeseg import zoo
 
     assert zoo.resolve("partseg-solov2").name == BUNDLED.name
@@ -177,8 +164,6 @@ def test_bundled_solov2_model_segments_held_out_scenes():
 def test_the_recipe_end_to_end_writes_model_card_and_metrics(tmp_path):
     from edgeseg.train.recipe import SOLOV2_CARD, SOLOV2_NAME, make_solov2
 
-    if not _family_ready():
-        pytest.skip("edgeseg's SOLOv2 decoder is not available on this branch")
     config = dataclasses.replace(TINY, epochs=1)
     report = make_solov2(
         tmp_path / "run", config, val_images=2, publish=tmp_path / "pub", progress=False,

@@ -22,8 +22,10 @@
 #include <string>
 #include <vector>
 
+#ifdef EDGESEG_EXAMPLE_JPEG  // with libjpeg (found by CMake); PPM images always work
 // After <cstdio>: jpeglib.h uses FILE and size_t without including their headers.
 #include <jpeglib.h>
+#endif
 
 #include "edgeseg/postprocess.hpp"
 #include "edgeseg/version.hpp"
@@ -40,6 +42,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+#ifdef EDGESEG_EXAMPLE_JPEG
 // libjpeg reports errors through error_exit, which must not return; a longjmp back here is its
 // documented way out (a C++ exception must not unwind through the C library).
 struct JpegError {
@@ -107,6 +110,15 @@ void write_jpeg(const std::string& path, const Image& img) {
   jpeg_destroy_compress(&cinfo);
   std::fclose(f);
 }
+
+#else
+Image read_jpeg(const std::string& path) {
+  throw std::runtime_error(path + ": this build has no libjpeg; give a PPM (P6) image");
+}
+void write_jpeg(const std::string& path, const Image&) {
+  throw std::runtime_error(path + ": this build has no libjpeg; write a .ppm");
+}
+#endif
 
 // Binary PPM (P6, maxval 255), the simplest format every tool reads.
 Image read_ppm(const std::string& path) {

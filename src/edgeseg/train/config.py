@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 # The trainable heads (``edgeseg train --head``): "yolo" is the bundled PartSeg (YOLOv8-seg layout),
 # "yolact" a YOLACT-style network exported in the YOLACT layout with decoded boxes, "solov2" a SOLOv2-style
-# network (heads trained on PartSeg's frozen trunk, recipe.make_solov2) exported in the SOLOv2 flat layout.
+# network (mask features and heads trained on PartSeg's frozen backbone, recipe.make_solov2) exported in the
+# SOLOv2 flat layout.
 TRAIN_HEADS = ("yolo", "yolact", "solov2")
 
 
@@ -43,5 +44,6 @@ class TrainConfig:
             raise ValueError(f"ema_decay={self.ema_decay}: must be in [0, 1)")
 
 
-#: ``edgeseg train --head solov2``'s defaults: only the heads train (the trunk is PartSeg's, frozen and cached).
+#: ``edgeseg train --head solov2``'s defaults: the mask features and heads train (the backbone is PartSeg's, frozen
+#: and cached).
 SOLOV2_DEFAULTS = TrainConfig(train_images=1600, epochs=6, batch=8, lr=2e-3)

@@ -336,16 +336,18 @@ def solov2_card(
             f"- Command: `{command}`",
             f"- Input {h}x{w}, {config.train_images} training scenes (seed {config.seed}), {config.epochs} epochs, "
             f"batch {config.batch}, AdamW lr {config.lr}, EMA {config.ema_decay}.",
-            "- Trunk (backbone, neck, base mask features) taken from the bundled PartSeg model (trained on the same",
-            "  training split only) and frozen, its outputs cached once per scene; trained from scratch: the category",
-            "  and kernel branches and the mask features' coordinate MLP (SOLOv2's CoordConv). No flips.",
+            "- Backbone and neck taken from the bundled PartSeg model (trained on the same training split only) and",
+            "  frozen, their outputs cached once per scene. The mask features start from PartSeg's prototype",
+            "  convolutions and train on, refined by 3x3 convolutions over [prototypes, stride-4 stem features, x, y]",
+            "  (SOLOv2's CoordConv; trained from scratch, starting as the identity), as do the category and kernel",
+            "  branches (from scratch). No flips.",
             f"- SOLO targets: centre region sigma {solo.sigma}, scale ranges {[list(r_) for r_ in solo.scale_ranges]}"
             " (sqrt of box area,",
             f"  input pixels); focal loss (alpha {solo.focal_alpha}, gamma {solo.focal_gamma}) on categories, Dice"
             f" (weight {solo.mask_weight}) on masks.",
             f"- Training loop time: {train_minutes:.1f} minutes with {config.threads or 'all'} PyTorch thread(s) on the"
             " CPU that ran it",
-            "  (scene rendering and the one-off trunk feature cache not included).",
+            "  (scene rendering and the one-off backbone feature cache not included).",
             f"- Scene settings: `{asdict(scene_config)}`",
             "",
             "## Limits",

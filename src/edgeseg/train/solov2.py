@@ -408,9 +408,10 @@ def train_solov2(
 ) -> SoloV2:
     """Train the SOLOv2-style heads on synthetic scenes; returns the weight-averaged model, in eval mode.
 
-    The trunk (backbone, neck, base mask features) starts from PartSeg and stays frozen, so its outputs
-    are computed once per scene and cached; each step then runs only the category, kernel and mask
-    branches (no flips: the cache holds each scene once). AdamW with warmup and cosine decay, an EMA of
+    The trunk (backbone and neck) starts from PartSeg and stays frozen, so its outputs are computed once
+    per scene and cached; each step then runs only the mask-feature branch (PartSeg's prototype
+    convolutions, trained on, and their refinement) and the category and kernel branches (no flips: the
+    cache holds each scene once). AdamW with warmup and cosine decay, an EMA of
     the weights, a checkpoint every ``config.checkpoint_every`` steps; ``resume`` continues from it.
     """
     import json
