@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -80,6 +81,20 @@ edgeseg::Tensor to_tensor(const py::handle& obj, const py::object& quant, const 
   return t;
 }
 
+// One image's outputs with one quantization (or None) each; `keep` holds the arrays read.
+std::vector<edgeseg::Tensor> to_tensors(const py::sequence& outputs, const py::sequence& quants,
+                                        std::vector<py::array>* keep) {
+  if (py::len(quants) != py::len(outputs))
+    throw InvalidArgument(
+        "give one quantization (or None) per output: " + std::to_string(py::len(outputs)) +
+        " outputs, " + std::to_string(py::len(quants)) + " quantizations");
+  keep->resize(py::len(outputs));
+  std::vector<edgeseg::Tensor> tensors;
+  for (size_t i = 0; i < keep->size(); ++i)
+    tensors.push_back(to_tensor(outputs[i], quants[i], "output " + std::to_string(i), &(*keep)[i]));
+  return tensors;
+}
+
 edgeseg::ProtoView to_protos(const py::object& obj, const py::object& quant, py::array* keep) {
   edgeseg::ProtoView p;
   *keep = tensor(obj, 3, "prototypes", &p.dtype);
@@ -106,14 +121,8 @@ py::object postprocess_yolo(const edgeseg::YoloLayout& layout, const py::sequenc
                             const py::object& options) {
   const auto& lb = to_letterbox(lb_obj);
   const auto opt = to_options(options);
-  if (py::len(quants) != py::len(outputs))
-    throw InvalidArgument(
-        "give one quantization (or None) per output: " + std::to_string(py::len(outputs)) +
-        " outputs, " + std::to_string(py::len(quants)) + " quantizations");
-  std::vector<py::array> keep(py::len(outputs));
-  std::vector<edgeseg::Tensor> tensors;
-  for (size_t i = 0; i < keep.size(); ++i)
-    tensors.push_back(to_tensor(outputs[i], quants[i], "output " + std::to_string(i), &keep[i]));
+  std::vector<py::array> keep;
+  const auto tensors = to_tensors(outputs, quants, &keep);
   edgeseg::Instances r;
   {
     py::gil_scoped_release release;
@@ -153,6 +162,61 @@ py::object finish_yolo(const py::object& detections, const py::object& protos_ob
   {
     py::gil_scoped_release release;
     r = edgeseg::finish_yolo(std::move(d), protos, lb, opt);
+  }
+  return instances_to_python(std::move(r), opt.soft_masks);
+}
+
+edgeseg::SplitLayout::Level to_level(const py::handle& obj, size_t i) {
+  const std::string at = "level " + std::to_string(i);
+  if (!py::isinstance<py::dict>(obj)) throw InvalidArgument(at + " must be a dict");
+  const auto d = py::reinterpret_borrow<py::dict>(obj);
+  auto index = [&](const char* key) -> int64_t {
+    return d.contains(key) && !d[key].is_none() ? to_int64(d[key], at + " " + key) : -1;
+  };
+  edgeseg::SplitLayout::Level lv;
+  lv.boxes = index("boxes");
+  lv.scores = index("scores");
+  lv.coeffs = index("coeffs");
+  lv.score_sum = index("score_sum");
+  if (!d.contains("grid") || !d.contains("stride"))
+    throw InvalidArgument(at + " needs its grid (h, w) and stride");
+  std::tie(lv.grid_h, lv.grid_w) = to_hw(d["grid"], "grid");
+  lv.stride = to_float(d["stride"], at + " stride");
+  if (d.contains("anchors"))
+    for (const auto& pair : d["anchors"]) {
+      const auto wh = to_pair(pair, at + " anchors", "(w, h)");
+      lv.anchors.push_back(to_float(wh.first, at + " anchor width"));
+      lv.anchors.push_back(to_float(wh.second, at + " anchor height"));
+    }
+  return lv;
+}
+
+py::object postprocess_yolo_split(const edgeseg::SplitLayout& layout, const py::sequence& outputs,
+                                  const py::sequence& quants, const py::object& lb_obj,
+                                  const py::object& options) {
+  const auto& lb = to_letterbox(lb_obj);
+  const auto opt = to_options(options);
+  std::vector<py::array> keep;
+  const auto tensors = to_tensors(outputs, quants, &keep);
+  edgeseg::Instances r;
+  {
+    py::gil_scoped_release release;
+    r = edgeseg::postprocess_yolo_split(layout, tensors, lb, opt);
+  }
+  return instances_to_python(std::move(r), opt.soft_masks);
+}
+
+py::object postprocess_yolact(const edgeseg::YolactLayout& layout, const py::sequence& outputs,
+                              const py::sequence& quants, const py::object& lb_obj,
+                              const py::object& options) {
+  const auto& lb = to_letterbox(lb_obj);
+  const auto opt = to_options(options);
+  std::vector<py::array> keep;
+  const auto tensors = to_tensors(outputs, quants, &keep);
+  edgeseg::Instances r;
+  {
+    py::gil_scoped_release release;
+    r = edgeseg::postprocess_yolact(layout, tensors, lb, opt);
   }
   return instances_to_python(std::move(r), opt.soft_masks);
 }
@@ -216,6 +280,77 @@ void bind_postprocess(py::module_& m) {
                ", prototypes_nhwc=" + (l.prototypes_nhwc ? "True" : "False") +
                ", boxes_normalized=" + (l.boxes_normalized ? "True" : "False") + ")";
       });
+  py::class_<edgeseg::SplitLayout>(m, "SplitLayout")
+      .def(py::init([](const std::string& kind, int64_t num_classes, const py::sequence& levels,
+                       bool levels_nhwc, int64_t prototypes, bool prototypes_nhwc) {
+             edgeseg::SplitLayout l;
+             if (kind != "dfl" && kind != "anchors")
+               throw InvalidArgument("kind must be 'dfl' or 'anchors', got '" + kind + "'");
+             l.kind = kind == "dfl" ? edgeseg::SplitLayout::Kind::kDfl
+                                    : edgeseg::SplitLayout::Kind::kAnchors;
+             l.num_classes = num_classes;
+             for (size_t i = 0; i < py::len(levels); ++i)
+               l.levels.push_back(to_level(levels[i], i));
+             l.levels_nhwc = levels_nhwc;
+             l.prototypes = prototypes;
+             l.prototypes_nhwc = prototypes_nhwc;
+             return l;
+           }),
+           py::kw_only(), py::arg("kind"), py::arg("num_classes"), py::arg("levels"),
+           py::arg("levels_nhwc"), py::arg("prototypes"), py::arg("prototypes_nhwc"))
+      .def_property_readonly("kind",
+                             [](const edgeseg::SplitLayout& l) {
+                               return l.kind == edgeseg::SplitLayout::Kind::kDfl ? "dfl"
+                                                                                 : "anchors";
+                             })
+      .def_readonly("num_classes", &edgeseg::SplitLayout::num_classes)
+      .def_property_readonly("num_levels",
+                             [](const edgeseg::SplitLayout& l) { return l.levels.size(); })
+      .def_readonly("levels_nhwc", &edgeseg::SplitLayout::levels_nhwc)
+      .def_readonly("prototypes", &edgeseg::SplitLayout::prototypes)
+      .def_readonly("prototypes_nhwc", &edgeseg::SplitLayout::prototypes_nhwc);
+  py::class_<edgeseg::YolactLayout>(m, "YolactLayout")
+      .def(py::init([](int64_t boxes, bool boxes_decoded, int64_t conf, int64_t coeffs,
+                       int64_t prototypes, const py::object& priors_output,
+                       const py::object& priors, bool prototypes_nhwc, int64_t top_k) {
+             edgeseg::YolactLayout l;
+             l.boxes = boxes;
+             l.boxes_decoded = boxes_decoded;
+             l.conf = conf;
+             l.coeffs = coeffs;
+             l.prototypes = prototypes;
+             l.priors_output =
+                 priors_output.is_none() ? -1 : to_int64(priors_output, "priors_output");
+             if (!priors.is_none()) {
+               py::array a = contiguous<float>(priors, 2, "priors");
+               if (a.shape(1) != 4) throw InvalidArgument("priors must have shape (N, 4)");
+               const auto* p = static_cast<const float*>(a.data());
+               l.priors.assign(p, p + a.size());
+             }
+             l.prototypes_nhwc = prototypes_nhwc;
+             l.top_k = top_k;
+             return l;
+           }),
+           py::kw_only(), py::arg("boxes"), py::arg("boxes_decoded"), py::arg("conf"),
+           py::arg("coeffs"), py::arg("prototypes"), py::arg("priors_output") = py::none(),
+           py::arg("priors") = py::none(), py::arg("prototypes_nhwc") = true,
+           py::arg("top_k") = 200)
+      .def_readonly("boxes", &edgeseg::YolactLayout::boxes)
+      .def_readonly("boxes_decoded", &edgeseg::YolactLayout::boxes_decoded)
+      .def_readonly("conf", &edgeseg::YolactLayout::conf)
+      .def_readonly("coeffs", &edgeseg::YolactLayout::coeffs)
+      .def_readonly("prototypes", &edgeseg::YolactLayout::prototypes)
+      .def_readonly("priors_output", &edgeseg::YolactLayout::priors_output)
+      .def_readonly("prototypes_nhwc", &edgeseg::YolactLayout::prototypes_nhwc)
+      .def_readonly("top_k", &edgeseg::YolactLayout::top_k);
+  m.def("postprocess_yolact", &postprocess_yolact, py::arg("layout"), py::arg("outputs"),
+        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+        "The whole postprocess of one image of a YOLACT export (per-prior outputs without their "
+        "batch dimension; a priors output as the model returns it).");
+  m.def("postprocess_yolo_split", &postprocess_yolo_split, py::arg("layout"), py::arg("outputs"),
+        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+        "The whole postprocess of one image of a split head (outputs without their batch "
+        "dimension, one quantization or None each).");
   m.def(
       "yolo_layout",
       [](const py::sequence& output_shapes, const py::object& input_shape,

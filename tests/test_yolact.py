@@ -16,7 +16,7 @@ import edgeseg
 import reference_yolact as ref
 from edgeseg import _core
 from edgeseg.errors import ModelError
-from edgeseg.heads.yolact import BASE_SCALES, YOLACT_PREPROCESS, conv_sizes, image_boxes, make_priors, prior_scales
+from edgeseg.heads.yolact import BASE_SCALES, YOLACT_PREPROCESS, conv_sizes, make_priors, prior_scales
 
 from conftest import IMAGES, MODELS, ROOT, require_shared
 from parity import box_iou
@@ -150,8 +150,16 @@ def test_nms_choices(models) -> None:
 
 
 def test_box_sanitizing() -> None:
-    boxes = np.array([[0.5, -0.1, 0.2, 1.2]], np.float32)
-    np.testing.assert_allclose(image_boxes(boxes, (100, 200)), [[40, 0, 100, 100]], atol=1e-4)
+    # yolact's sanitize_coordinates in the core's whole postprocess: each pair scaled, ordered, clamped.
+    from edgeseg.heads.base import PostprocessOptions
+
+    layout = _core.YolactLayout(boxes=0, boxes_decoded=True, conf=1, coeffs=2, prototypes=3)
+    outputs = [np.array([[0.5, -0.1, 0.2, 1.2]], np.float32), np.array([[0.0, 1.0]], np.float32),
+               np.ones((1, 1), np.float32), np.ones((4, 4, 1), np.float32)]  # fmt: skip
+    lb = _core.make_letterbox(100, 200, 40, 40, "stretch")
+    found = _core.postprocess_yolact(layout, outputs, [None] * 4, lb, PostprocessOptions(nms="fast"))
+    np.testing.assert_allclose(found.boxes, [[40, 0, 100, 100]], atol=1e-4)
+    assert found.class_ids.tolist() == [0] and len(found.masks.rects) == 1
 
 
 def test_core_rejects_bad_input() -> None:

@@ -9,6 +9,8 @@
 
 #include "checks.hpp"
 #include "edgeseg/nms_variants.hpp"
+#include "edgeseg/split.hpp"
+#include "edgeseg/yolact.hpp"
 
 namespace edgeseg {
 namespace {
@@ -98,6 +100,38 @@ ProtoView protos_of(const Tensor& t, bool nhwc) {
   p.stride_y = s[y];
   p.stride_x = s[x];
   return p;
+}
+
+// One level tensor of one image as channels x cells: [C, H, W] or, NHWC, [H, W, C]; the two grid
+// axes must be one run of cells (any dense or sliced-by-channel tensor is).
+View2D level_view(const Tensor& t, bool nhwc, int64_t grid_h, int64_t grid_w, const char* what) {
+  if (t.shape.size() != 3)
+    throw InvalidArgument(std::string(what) + " of one image must have 3 dimensions, got " +
+                          shape_str(t.shape));
+  const auto s = strides_of(t, what);
+  const int c = nhwc ? 2 : 0, y = nhwc ? 0 : 1, x = nhwc ? 1 : 2;
+  if (t.shape[y] != grid_h || t.shape[x] != grid_w)
+    throw InvalidArgument(std::string(what) + " " + shape_str(t.shape) + " does not have the " +
+                          std::to_string(grid_h) + "x" + std::to_string(grid_w) +
+                          " grid of its level");
+  if (grid_h > 1 && s[y] != grid_w * s[x])
+    throw InvalidArgument(std::string(what) + " has strides whose rows are not one run of cells");
+  View2D v;
+  v.data = t.data;
+  v.dtype = t.dtype;
+  v.quant = t.quant;
+  v.rows = t.shape[c];
+  v.cols = grid_h * grid_w;
+  v.stride_row = s[c];
+  v.stride_col = s[x];
+  return v;
+}
+
+const Tensor& output_at(const std::vector<Tensor>& outputs, int64_t i, const char* what) {
+  if (i < 0 || i >= static_cast<int64_t>(outputs.size()))
+    throw InvalidArgument(std::string("the layout's ") + what + " is output " + std::to_string(i) +
+                          ", but " + std::to_string(outputs.size()) + " outputs were given");
+  return outputs[static_cast<size_t>(i)];
 }
 
 template <typename T>
@@ -278,6 +312,118 @@ Instances postprocess_yolo(const YoloLayout& layout, const std::vector<Tensor>& 
           decode_yolo(view_of(det, layout.anchor_major, what), layout.num_classes, d), protos, lb,
           opt);
   }
+}
+
+Instances postprocess_yolo_split(const SplitLayout& layout, const std::vector<Tensor>& outputs,
+                                 const Letterbox& lb, const PostprocessOptions& opt) {
+  check_letterbox(lb);
+  const ProtoView protos =
+      protos_of(output_at(outputs, layout.prototypes, "prototypes"), layout.prototypes_nhwc);
+  const DecodeOptions d = decode_options_for(opt, layout.num_classes);
+  const bool nhwc = layout.levels_nhwc;
+  if (layout.kind == SplitLayout::Kind::kAnchors) {
+    std::vector<AnchorLevel> levels;
+    for (const auto& lv : layout.levels) {
+      AnchorLevel a;
+      a.preds = level_view(output_at(outputs, lv.boxes, "predictions"), nhwc, lv.grid_h, lv.grid_w,
+                           "a predictions output");
+      a.coeffs = level_view(output_at(outputs, lv.coeffs, "coefficients"), nhwc, lv.grid_h,
+                            lv.grid_w, "a coefficients output");
+      a.grid_h = lv.grid_h;
+      a.grid_w = lv.grid_w;
+      a.stride = lv.stride;
+      a.anchors = lv.anchors;
+      levels.push_back(std::move(a));
+    }
+    return finish_yolo(decode_yolov5_split(levels, layout.num_classes, d), protos, lb, opt);
+  }
+  std::vector<SplitLevel> levels;
+  for (const auto& lv : layout.levels) {
+    SplitLevel l;
+    l.boxes = level_view(output_at(outputs, lv.boxes, "boxes"), nhwc, lv.grid_h, lv.grid_w,
+                         "a boxes output");
+    l.scores = level_view(output_at(outputs, lv.scores, "scores"), nhwc, lv.grid_h, lv.grid_w,
+                          "a scores output");
+    l.coeffs = level_view(output_at(outputs, lv.coeffs, "coefficients"), nhwc, lv.grid_h, lv.grid_w,
+                          "a coefficients output");
+    if (lv.score_sum >= 0)
+      l.score_sum = level_view(output_at(outputs, lv.score_sum, "score sum"), nhwc, lv.grid_h,
+                               lv.grid_w, "a score-sum output");
+    l.grid_h = lv.grid_h;
+    l.grid_w = lv.grid_w;
+    l.stride = lv.stride;
+    levels.push_back(l);
+  }
+  return finish_yolo(decode_yolo_split(levels, layout.num_classes, d), protos, lb, opt);
+}
+
+Instances postprocess_yolact(const YolactLayout& layout, const std::vector<Tensor>& outputs,
+                             const Letterbox& lb, const PostprocessOptions& opt) {
+  check_letterbox(lb);
+  check_options(opt);
+  if (opt.nms != Suppression::kFast && opt.nms != Suppression::kBox)
+    throw InvalidArgument("YOLACT models support nms='fast' (the reference) or 'box'");
+  const View2D boxes =
+      view_of(output_at(outputs, layout.boxes, "boxes"), false, "the boxes output");
+  const View2D conf = view_of(output_at(outputs, layout.conf, "conf"), false, "the conf output");
+  const View2D coeffs =
+      view_of(output_at(outputs, layout.coeffs, "coefficients"), false, "the mask output");
+  const ProtoView protos =
+      protos_of(output_at(outputs, layout.prototypes, "prototypes"), layout.prototypes_nhwc);
+  View2D priors;
+  const View2D* priors_ptr = nullptr;
+  if (!layout.boxes_decoded) {
+    if (layout.priors_output >= 0) {
+      const Tensor& t = output_at(outputs, layout.priors_output, "priors");
+      Tensor dense = t;
+      dense.strides.clear();
+      const auto dense_strides = strides_of(dense, "the priors output");
+      int64_t count = 1;
+      for (int64_t d : t.shape) count *= d;  // no overflow: strides_of checked the extent
+      if (t.dtype != DType::kFloat32 || count % 4 != 0 ||
+          (!t.strides.empty() && t.strides != dense_strides))
+        throw InvalidArgument("the priors output " + shape_str(t.shape) +
+                              " must be dense float32 rows of cx, cy, w, h");
+      priors.data = t.data;
+      priors.rows = count / 4;
+    } else {
+      priors.data = layout.priors.data();
+      priors.rows = static_cast<int64_t>(layout.priors.size() / 4);
+    }
+    priors.cols = 4;
+    priors.stride_row = 4;
+    priors.stride_col = 1;
+    priors_ptr = &priors;
+  }
+  YolactOptions yo;
+  yo.conf = opt.conf;
+  yo.iou = opt.iou;
+  yo.top_k = layout.top_k;
+  yo.max_det = opt.max_det;
+  yo.cross_class = opt.agnostic;
+  yo.fast = opt.nms == Suppression::kFast;
+  yo.class_allowed = opt.class_allowed;
+  Detections d = decode_yolact(boxes, priors_ptr, conf, coeffs, yo);
+  MaskOptions mo;
+  mo.soft = opt.soft_masks;
+  mo.drop_empty = false;  // yolact keeps every detection
+  Instances out;
+  out.masks =
+      yolact_masks(protos, d.coeffs.data(), d.boxes.data(), d.size(), lb.src_h, lb.src_w, mo);
+  // Boxes to source pixels as yolact's sanitize_coordinates (padding 0, no integer cast): each
+  // pair scaled, ordered, the low side clamped at 0 and the high one at the image side.
+  out.boxes.resize(d.boxes.size());
+  for (size_t i = 0; i < d.boxes.size(); i += 4) {
+    for (size_t lo : {size_t{0}, size_t{1}}) {
+      const auto side = static_cast<float>(lo == 0 ? lb.src_w : lb.src_h);
+      const float a = d.boxes[i + lo] * side, b = d.boxes[i + lo + 2] * side;
+      out.boxes[i + lo] = std::max(std::min(a, b), 0.f);
+      out.boxes[i + lo + 2] = std::min(std::max(a, b), side);
+    }
+  }
+  out.scores = std::move(d.scores);
+  out.classes = std::move(d.classes);
+  return out;
 }
 
 }  // namespace edgeseg

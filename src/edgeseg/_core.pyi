@@ -490,6 +490,89 @@ class YoloLayout:
     @property
     def names(self) -> list[str]: ...
 
+class SplitLayout:
+    """A YOLO head split per stride for NPUs (``edgeseg::SplitLayout``): ``kind`` "dfl" (YOLOv8 / YOLO11: per level
+    ``boxes``, ``scores``, ``coeffs`` and optional ``score_sum`` output indices) or "anchors" (YOLOv5: ``boxes`` =
+    the predictions, ``coeffs``, ``anchors`` (w, h) pairs); every level also has its ``grid`` (h, w) and ``stride``."""
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        num_classes: int,
+        levels: Sequence[Mapping[str, Any]],
+        levels_nhwc: bool,
+        prototypes: int,
+        prototypes_nhwc: bool,
+    ) -> None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def num_levels(self) -> int: ...
+    @property
+    def levels_nhwc(self) -> bool: ...
+    @property
+    def prototypes(self) -> int: ...
+    @property
+    def prototypes_nhwc(self) -> bool: ...
+
+class YolactLayout:
+    """Which output of a YOLACT export is which (``edgeseg::YolactLayout``): decoded boxes or SSD offsets (against
+    a ``priors_output`` or host ``priors`` (N, 4) cx cy w h), class probabilities (background first), coefficients,
+    prototypes (NHWC as yolact's own, or NCHW)."""
+
+    def __init__(
+        self,
+        *,
+        boxes: int,
+        boxes_decoded: bool,
+        conf: int,
+        coeffs: int,
+        prototypes: int,
+        priors_output: int | None = None,
+        priors: npt.ArrayLike | None = None,
+        prototypes_nhwc: bool = True,
+        top_k: int = 200,
+    ) -> None: ...
+    @property
+    def boxes(self) -> int: ...
+    @property
+    def boxes_decoded(self) -> bool: ...
+    @property
+    def conf(self) -> int: ...
+    @property
+    def coeffs(self) -> int: ...
+    @property
+    def prototypes(self) -> int: ...
+    @property
+    def priors_output(self) -> int: ...
+    @property
+    def prototypes_nhwc(self) -> bool: ...
+    @property
+    def top_k(self) -> int: ...
+
+def postprocess_yolact(
+    layout: YolactLayout,
+    outputs: Sequence[npt.ArrayLike],
+    quants: Sequence[_Quant | None],
+    letterbox: Letterbox,
+    options: Any,
+) -> Instances:
+    """The whole postprocess of one image of a YOLACT export (a priors output as the model returns it; ``nms``
+    "fast" or "box"): decode, masks at prototype resolution cropped and resized, boxes to source pixels."""
+
+def postprocess_yolo_split(
+    layout: SplitLayout,
+    outputs: Sequence[npt.ArrayLike],
+    quants: Sequence[_Quant | None],
+    letterbox: Letterbox,
+    options: Any,
+) -> Instances:
+    """The whole postprocess of one image of a split head (outputs without their batch dimension, each in its own
+    dtype with its quantization or None): decode per stride, suppress, unletterbox, masks."""
+
 def yolo_layout(
     output_shapes: Sequence[Sequence[int | None]], input_shape: Sequence[int | None], metadata: Mapping[str, str]
 ) -> YoloLayout:

@@ -187,6 +187,69 @@ void test_postprocess_yolo() {
                        "1 prototypes, the layout 2 coefficients"));
 }
 
+// The split head of test_decode_yolo_split end to end, its tensors as an NPU runtime hands them
+// over: int8 scores with their own scale, an NCHW level [C, 1, 2], a 16 x 16 input, one
+// prototype of 4 x 4 at logit 1, and an image of 8 x 16 (4 px of padding on top).
+void test_postprocess_yolo_split() {
+  const std::vector<float> boxes = {1, 0.5f, 2, 0.5f, 1, 0.5f, 1, 0.5f};
+  const std::vector<int8_t> scores = {10, 70};  // scale 0.01: 0.1 and 0.7
+  const std::vector<float> coeffs = {3, 4};
+  const std::vector<float> protos(16, 1.f);
+  std::vector<edgeseg::Tensor> outputs(4);
+  outputs[0] = {protos.data(), edgeseg::DType::kFloat32, {1, 4, 4}, {}, {}};
+  outputs[1] = {boxes.data(), edgeseg::DType::kFloat32, {4, 1, 2}, {}, {}};
+  outputs[2] = {scores.data(), edgeseg::DType::kInt8, {1, 1, 2}, {}, {0.01f, 0}};
+  outputs[3] = {coeffs.data(), edgeseg::DType::kFloat32, {1, 1, 2}, {}, {}};
+  edgeseg::SplitLayout layout;
+  layout.num_classes = 1;
+  layout.prototypes = 0;
+  edgeseg::SplitLayout::Level lv;
+  lv.boxes = 1;
+  lv.scores = 2;
+  lv.coeffs = 3;
+  lv.grid_h = 1;
+  lv.grid_w = 2;
+  lv.stride = 8.f;
+  layout.levels = {lv};
+  const auto lb = edgeseg::make_letterbox(8, 16, 16, 16);
+  const auto r = edgeseg::postprocess_yolo_split(layout, outputs, lb, {});
+  // box (8, 0, 16, 8) in the input, moved up 4 px and clipped to the 8 x 16 image
+  CHECK(r.size() == 1 && near(r.scores[0], 0.7f));
+  CHECK(near(r.boxes[0], 8) && near(r.boxes[1], 0) && near(r.boxes[2], 16) && near(r.boxes[3], 4));
+  CHECK((r.masks.rects == std::vector<int32_t>{8, 0, 8, 4}) && r.masks.areas[0] == 32);
+  layout.levels[0].grid_w = 3;
+  CHECK(throws_invalid([&] { edgeseg::postprocess_yolo_split(layout, outputs, lb, {}); },
+                       "grid of its level"));
+  layout.levels[0].grid_w = 2;
+  layout.levels[0].scores = 7;
+  CHECK(throws_invalid([&] { edgeseg::postprocess_yolo_split(layout, outputs, lb, {}); },
+                       "4 outputs were given"));
+}
+
+// YOLACT's whole postprocess: one decoded box crossing the image's edges (sanitized as yolact
+// does), background + 1 class, one prototype of 4 x 4 (NHWC) at logit 1, plain resize.
+void test_postprocess_yolact() {
+  const std::vector<float> boxes = {0.5f, -0.1f, 0.2f, 1.2f}, conf = {0.f, 1.f}, coeffs = {1.f};
+  const std::vector<float> protos(16, 1.f);
+  std::vector<edgeseg::Tensor> outputs(4);
+  outputs[0] = {boxes.data(), edgeseg::DType::kFloat32, {1, 4}, {}, {}};
+  outputs[1] = {conf.data(), edgeseg::DType::kFloat32, {1, 2}, {}, {}};
+  outputs[2] = {coeffs.data(), edgeseg::DType::kFloat32, {1, 1}, {}, {}};
+  outputs[3] = {protos.data(), edgeseg::DType::kFloat32, {4, 4, 1}, {}, {}};
+  edgeseg::YolactLayout layout;
+  const auto lb = edgeseg::make_letterbox(100, 200, 40, 40, edgeseg::Resize::kStretch);
+  edgeseg::PostprocessOptions opt;
+  opt.nms = edgeseg::Suppression::kFast;
+  const auto r = edgeseg::postprocess_yolact(layout, outputs, lb, opt);
+  CHECK(r.size() == 1 && r.classes[0] == 0 && near(r.scores[0], 1.f));
+  CHECK(near(r.boxes[0], 40) && near(r.boxes[1], 0) && near(r.boxes[2], 100) &&
+        near(r.boxes[3], 100));
+  CHECK(r.masks.rects.size() == 4 && r.masks.areas[0] > 0);
+  opt.nms = edgeseg::Suppression::kMatrix;
+  CHECK(
+      throws_invalid([&] { edgeseg::postprocess_yolact(layout, outputs, lb, opt); }, "nms='fast'"));
+}
+
 void test_yolo_layout() {
   const edgeseg::Metadata meta = {{"names", "{0: 'person', 1: 'bicycle'}"}, {"stride", "32"}};
   auto l = edgeseg::yolo_layout({{1, 38, 8400}, {1, 32, 160, 160}}, {1, 3, 640, 640}, meta);
@@ -223,6 +286,8 @@ int main() {
   test_rle();
   test_bad_input();
   test_postprocess_yolo();
+  test_postprocess_yolo_split();
+  test_postprocess_yolact();
   test_yolo_layout();
   if (failures) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);

@@ -1,7 +1,9 @@
 // edgeseg core: the whole postprocess of a model in one call, from the raw output buffers of one
 // image and its letterbox to instances in source pixels with box-cropped bit-packed masks, for
-// the Ultralytics YOLO family (raw head, end-to-end head, YOLOv5 / YOLOv7 anchors). The Python
-// heads call the same functions, so C++ and Python users get the same instances.
+// the Ultralytics YOLO family (raw head, end-to-end head, YOLOv5 / YOLOv7 anchors), its NPU
+// split heads (Rockchip RKNN, Hailo: one tensor per stride and role, each with its own
+// quantization) and YOLACT. The Python heads call the same functions, so C++ and Python users get
+// the same instances.
 //
 // The layout (which output is which, NHWC or NCHW prototypes, normalized boxes) is a plain
 // struct: fill it, or get it from the model's output shapes and metadata with yolo_layout().
@@ -53,9 +55,9 @@ struct PostprocessOptions {
   bool soft_masks = false;  // also keep sigmoid probabilities inside each box (Masks::probs)
 };
 
-// Instances of one image in source pixels, by descending score. Instances whose mask is empty are
-// dropped (as the references do), so every instance has a mask: masks.rects[4 i..] is the crop of
-// instance i (masks.keep lists which decoded detections they were).
+// Instances of one image in source pixels, by descending score, each with its mask (masks.rects[4
+// i..] is the crop of instance i; masks.keep lists which decoded detections they were). YOLO drops
+// instances whose mask is empty, as Ultralytics does; YOLACT keeps them, as yolact does.
 struct Instances {
   std::vector<float> boxes;      // N x 4, x1 y1 x2 y2
   std::vector<float> scores;     // N
@@ -102,6 +104,57 @@ std::vector<std::string> parse_names(const std::string& value);
 // The whole postprocess of one image: decode, suppress (opt.nms), unletterbox, masks.
 Instances postprocess_yolo(const YoloLayout& layout, const std::vector<Tensor>& outputs,
                            const Letterbox& lb, const PostprocessOptions& opt);
+
+// A YOLO head split per stride for NPUs (split.hpp), as Rockchip's rknn_model_zoo and Hailo's
+// model zoo export it. Each level names its outputs by index; every per-level tensor of one image
+// is [C, H, W] (NCHW) or [H, W, C] (levels_nhwc), each in its own dtype and quantization.
+struct SplitLayout {
+  enum class Kind : uint8_t {
+    kDfl,      // YOLOv8 / YOLO11: DFL box logits, class probabilities, coefficients, score sum
+    kAnchors,  // YOLOv5-seg: per-anchor predictions (x y w h obj classes) and coefficients
+  };
+  struct Level {
+    int64_t boxes = -1;      // kDfl: 4 x bins box logits; kAnchors: the predictions
+    int64_t scores = -1;     // kDfl: class probabilities (kAnchors: unused)
+    int64_t coeffs = -1;     // mask coefficients
+    int64_t score_sum = -1;  // kDfl, optional (-1: none): RKNN's clipped class-score sum
+    int64_t grid_h = 0, grid_w = 0;
+    float stride = 0.f;          // input pixels per cell
+    std::vector<float> anchors;  // kAnchors: (w, h) pairs in input pixels
+  };
+  Kind kind = Kind::kDfl;
+  int64_t num_classes = 0;
+  std::vector<Level> levels;  // finest first
+  bool levels_nhwc = false;
+  int64_t prototypes = -1;  // index of the prototypes output
+  bool prototypes_nhwc = false;
+};
+
+// The whole postprocess of one image of a split head: decode_yolo_split / decode_yolov5_split,
+// then finish_yolo.
+Instances postprocess_yolo_split(const SplitLayout& layout, const std::vector<Tensor>& outputs,
+                                 const Letterbox& lb, const PostprocessOptions& opt);
+
+// Which output of a YOLACT export is which (family "yolact"): decoded boxes [N, 4] (x1 y1 x2 y2
+// fractions of the input) or SSD offsets against priors (an output [N, 4] or [1, N, 4], or host
+// priors); class probabilities [N, 1 + classes] (background first); coefficients [N, K];
+// prototypes [h, w, K] (NHWC, yolact's own order) or [K, h, w].
+struct YolactLayout {
+  int64_t boxes = 0;
+  bool boxes_decoded = true;  // false: `boxes` holds SSD offsets (variances 0.1, 0.2)
+  int64_t conf = 1, coeffs = 2, prototypes = 3;
+  int64_t priors_output = -1;  // -1: priors from `priors` (or none, for decoded boxes)
+  std::vector<float> priors;   // host priors, N x 4 cx cy w h fractions (yolact's make_priors)
+  bool prototypes_nhwc = true;
+  int64_t top_k = 200;  // candidates per class entering Fast NMS
+};
+
+// The whole postprocess of one image of a YOLACT export (plain resize: `lb` is a kStretch
+// letterbox): decode_yolact (opt.nms kFast, the reference, or kBox), yolact_masks, boxes to
+// source pixels as yolact's sanitize_coordinates. The priors output, if any, is given as the
+// model returns it (it has no batch dimension to drop).
+Instances postprocess_yolact(const YolactLayout& layout, const std::vector<Tensor>& outputs,
+                             const Letterbox& lb, const PostprocessOptions& opt);
 
 // The decode settings for a suppression: box NMS runs inside the decoder (Ultralytics' exact
 // pipeline); any other kind takes every candidate above conf, best first (IoU 1 suppresses

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .. import _core
 from .._core import Letterbox
 from ..masks import InstanceMasks
 from ..spec import Layout, LoadContext, ModelSpec
@@ -35,6 +36,13 @@ class Instances:
     scores: np.ndarray  # (N,) float32
     class_ids: np.ndarray  # (N,) int32
     masks: InstanceMasks
+
+
+def instances_of(found: _core.Instances, lb: Letterbox) -> Instances:
+    """The core's instances of one image (a whole-postprocess call) as a head returns them."""
+    m = found.masks
+    masks = InstanceMasks(m.rects, m.offsets, m.bits, (lb.src_h, lb.src_w), m.probs, m.areas)
+    return Instances(found.boxes, found.scores, found.class_ids, masks)
 
 
 class Head(Protocol):

@@ -30,9 +30,8 @@ import numpy as np
 
 from .. import _core
 from .._core import Letterbox
-from ..masks import InstanceMasks
 from ..spec import MAX_CLASSES, Defaults, Layout, LoadContext, ModelSpec, Preprocess, names_from_metadata
-from .base import Head, Instances, PostprocessOptions
+from .base import Head, Instances, PostprocessOptions, instances_of
 
 LAYOUTS = """YOLACT / YOLACT++ / yolact_edge (family "yolact"; NCHW input, plain resize, ImageNet mean/std, RGB):
   yolact_boxes:  boxes [1, N, 4] (x1 y1 x2 y2, fractions of the input), conf [1, N, 1 + classes] (softmax,
@@ -403,76 +402,36 @@ class YolactHead:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self.layout: YolactLayout = spec.layout
-        outs = spec.outputs
         lay = self.layout
-
-        def quant(i: int) -> tuple[float, int] | None:
-            o = outs[i]
-            return None if o.scale is None else (o.scale, o.zero_point)
-
-        self._boxes_quant, self._conf_quant = quant(lay.boxes_output), quant(lay.conf_output)
-        self._mask_quant, self._proto_quant = quant(lay.mask_output), quant(lay.proto_output)
-        self._conf_info = outs[lay.conf_output]
-
-    def _priors(self, outputs: list[np.ndarray]) -> np.ndarray | None:
-        lay = self.layout
-        if lay.priors_output is not None:
-            return np.asarray(outputs[lay.priors_output], np.float32).reshape(-1, 4)
-        return lay.priors
+        self._quants = [o.quant for o in spec.outputs]
+        self._conf_info = spec.outputs[lay.conf_output]
+        self.core_layout = _core.YolactLayout(
+            boxes=lay.boxes_output,
+            boxes_decoded=lay.boxes_decoded,
+            conf=lay.conf_output,
+            coeffs=lay.mask_output,
+            prototypes=lay.proto_output,
+            priors_output=lay.priors_output,
+            priors=lay.priors,
+            prototypes_nhwc=lay.proto_nhwc,
+            top_k=lay.top_k,
+        )
+        """The layout as the C++ API takes it (``edgeseg::YolactLayout``)."""
 
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        lay = self.layout
-        if options.nms not in ("fast", "box"):
-            raise ValueError(f"YOLACT models support nms='fast' (the reference) or 'box', got {options.nms!r}")
-        priors = None if lay.boxes_decoded else self._priors(outputs)
-        d = _core.decode_yolact(
-            outputs[lay.boxes_output][index],
-            outputs[lay.conf_output][index],
-            outputs[lay.mask_output][index],
-            priors,
-            conf_threshold=options.conf,
-            iou=options.iou,
-            top_k=lay.top_k,
-            max_det=options.max_det,
-            cross_class=options.agnostic,
-            fast=options.nms == "fast",
-            class_allowed=options.class_allowed,
-            boxes_quant=self._boxes_quant,
-            conf_quant=self._conf_quant,
-            coefficients_quant=self._mask_quant,
-        )
-        protos = outputs[lay.proto_output][index]
-        protos = protos.transpose(2, 0, 1) if lay.proto_nhwc else protos  # a view: the core reads strides
-        image_hw = (lb.src_h, lb.src_w)
-        ms = _core.yolact_masks(
-            protos,
-            d.coefficients,
-            d.boxes,
-            image_hw,
-            soft=options.soft_masks,
-            drop_empty=False,
-            quant=self._proto_quant,
-        )
-        boxes = image_boxes(d.boxes, image_hw)
-        masks = InstanceMasks(ms.rects, ms.offsets, ms.bits, image_hw, ms.probs, ms.areas)
-        return Instances(boxes, d.scores, d.class_ids, masks)
+        priors = self.layout.priors_output
+        # The priors output has no batch dimension to drop; the core reads it as float32 rows.
+        image_outputs = [
+            np.ascontiguousarray(o, np.float32) if i == priors else o[index] for i, o in enumerate(outputs)
+        ]
+        quants = [None if i == priors else q for i, q in enumerate(self._quants)]
+        found = _core.postprocess_yolact(self.core_layout, image_outputs, quants, lb, options)
+        return instances_of(found, lb)
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest foreground probability over all priors of image ``index`` (a health signal)."""
         conf = outputs[self.layout.conf_output][index][:, 1:]
         return float(self._conf_info.dequantize(conf.max(keepdims=True)).max()) if conf.size else 0.0
-
-
-def image_boxes(boxes: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
-    """Boxes in fractions of the input to image pixels, as yolact's ``sanitize_coordinates`` (padding 0,
-    no integer cast): each pair scaled, ordered, x1 clamped at 0 and x2 at the image side."""
-    h, w = image_hw
-    out = np.empty_like(boxes, dtype=np.float32)
-    for lo, hi, side in ((0, 2, w), (1, 3, h)):
-        a, b = boxes[:, lo] * np.float32(side), boxes[:, hi] * np.float32(side)
-        out[:, lo] = np.maximum(np.minimum(a, b), 0)
-        out[:, hi] = np.minimum(np.maximum(a, b), side)
-    return out
 
 
 FAMILY = YolactFamily()

@@ -20,7 +20,6 @@ import numpy as np
 
 from .. import _core
 from .._core import Letterbox
-from ..masks import InstanceMasks
 from ..preprocess import PAD_VALUE, to_input
 from ..runtimes.base import Runtime, TensorInfo
 from ..spec import (
@@ -34,7 +33,7 @@ from ..spec import (
     meta_int,
     names_from_metadata,
 )
-from .base import Head, Instances, PostprocessOptions
+from .base import Head, Instances, PostprocessOptions, instances_of
 
 LAYOUTS = """Ultralytics YOLO segmentation (family "yolo"):
   yolo:        one input [B, 3, H, W] (or NHWC); outputs [B, 4 + classes + C, anchors] (or transposed)
@@ -113,13 +112,6 @@ class YoloSegBase:
         decoded = decode(options.iou, options.max_det) if box else decode(1.0, options.pre_nms_topk)
         found = _core.finish_yolo(decoded, self._prototypes(outputs, index), self._proto_quant, lb, options)
         return instances_of(found, lb)
-
-
-def instances_of(found: _core.Instances, lb: Letterbox) -> Instances:
-    """The core's instances of one image as a head returns them."""
-    m = found.masks
-    masks = InstanceMasks(m.rects, m.offsets, m.bits, (lb.src_h, lb.src_w), m.probs, m.areas)
-    return Instances(found.boxes, found.scores, found.class_ids, masks)
 
 
 # The core's name of each head of this family.

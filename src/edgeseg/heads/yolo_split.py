@@ -21,7 +21,6 @@ Thresholds, NMS and masks follow YOLOv5's postprocess (the ``yolov5`` head of th
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +29,7 @@ from .. import _core
 from .._core import Letterbox
 from ..errors import ModelError
 from ..spec import MAX_CLASSES, Layout, LoadContext, ModelSpec, literal, names_from_metadata
-from .base import Head, Instances, PostprocessOptions
+from .base import Head, Instances, PostprocessOptions, instances_of
 from .yolo import YOLOV5_DEFAULTS, YoloSegBase, probe_boxes_normalized
 
 LAYOUTS = """YOLOv8 / YOLO11 segmentation heads split for NPUs (family "yolo_split"):
@@ -136,13 +135,29 @@ class SplitLayout:
 
 
 class _PerStrideHead(YoloSegBase):
-    """Heads with tensors per stride: each image's levels (``levels``) go to one core decoder (``_decode``)."""
+    """Heads with tensors per stride, decoded by the core's whole postprocess (``_core.postprocess_yolo_split``,
+    the call C++ users make with the same ``SplitLayout``)."""
 
-    _decode: Callable[..., _core.Detections]
+    _kind: str  # the core's SplitLayout kind
 
-    def levels(self, outputs: list[np.ndarray], index: int) -> list[dict]:
-        """The core's level descriptions of image ``index``."""
-        raise NotImplementedError
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        lay = self.layout
+        self._quants = [o.quant for o in spec.outputs]
+        self.core_layout = _core.SplitLayout(
+            kind=self._kind,
+            num_classes=spec.num_classes,
+            levels=[self._level(i, lv) for i, lv in enumerate(lay.levels)],
+            levels_nhwc=lay.levels_nhwc,
+            prototypes=lay.prototypes_output,
+            prototypes_nhwc=lay.prototypes_nhwc,
+        )
+        """The layout as the C++ API takes it (``edgeseg::SplitLayout``)."""
+
+    def _level(self, i: int, lv: SplitLevel) -> dict:
+        """Level ``i`` as ``_core.SplitLayout`` takes it."""
+        level = {"boxes": lv.boxes, "scores": lv.scores, "coeffs": lv.coeffs, "score_sum": lv.score_sum}
+        return {**level, "grid": lv.grid, "stride": float(lv.stride)}
 
     def _view(self, outputs: list[np.ndarray], i: int, index: int) -> np.ndarray:
         """Output ``i`` of image ``index`` as a channels x cells view (no copy for contiguous outputs)."""
@@ -152,48 +167,14 @@ class _PerStrideHead(YoloSegBase):
         return t.reshape(t.shape[0], -1)
 
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        levels = self.levels(outputs, index)
-
-        def decode(iou: float, max_det: int) -> _core.Detections:
-            return type(self)._decode(
-                levels, self.spec.num_classes, options.conf, iou, max_det, options.pre_nms_topk, options.agnostic,
-                options.class_allowed,
-            )  # fmt: skip
-
-        return self._suppressed(outputs, index, lb, options, decode)
+        found = _core.postprocess_yolo_split(self.core_layout, [o[index] for o in outputs], self._quants, lb, options)
+        return instances_of(found, lb)
 
 
 class LevelsHead(_PerStrideHead):
-    """Per-stride tensors (RKNN, Hailo): decoded by ``_core.decode_yolo_split`` in each tensor's own dtype."""
+    """Per-stride tensors (RKNN, Hailo): decoded in each tensor's own dtype (``decode_yolo_split`` in the core)."""
 
-    _decode = _core.decode_yolo_split
-
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        out = spec.outputs
-        self._quant = {
-            i: out[i].quant
-            for lv in self.layout.levels
-            for i in (lv.boxes, lv.scores, lv.coeffs, lv.score_sum)
-            if i is not None
-        }
-
-    def levels(self, outputs: list[np.ndarray], index: int) -> list[dict]:
-        """The core's level descriptions of image ``index``."""
-        levels = []
-        for lv in self.layout.levels:
-            d = {"grid_hw": lv.grid, "stride": float(lv.stride)}
-            for key, i in (
-                ("boxes", lv.boxes),
-                ("scores", lv.scores),
-                ("coefficients", lv.coeffs),
-                ("score_sum", lv.score_sum),
-            ):
-                if i is not None:
-                    d[key] = self._view(outputs, i, index)
-                    d[key + "_quant"] = self._quant[i]
-            levels.append(d)
-        return levels
+    _kind = "dfl"
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest class score over every stride of image ``index`` (a health signal)."""
@@ -205,29 +186,12 @@ class LevelsHead(_PerStrideHead):
 
 
 class Yolov5LevelsHead(_PerStrideHead):
-    """YOLOv5-seg split per stride (Rockchip): decoded by ``_core.decode_yolov5_split`` in each tensor's dtype."""
+    """YOLOv5-seg split per stride (Rockchip): decoded in each tensor's dtype (``decode_yolov5_split`` in the core)."""
 
-    _decode = _core.decode_yolov5_split
+    _kind = "anchors"
 
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        out = spec.outputs
-        self._quant = {i: out[i].quant for lv in self.layout.levels for i in (lv.boxes, lv.coeffs)}
-
-    def levels(self, outputs: list[np.ndarray], index: int) -> list[dict]:
-        """The core's level descriptions of image ``index``."""
-        return [
-            {
-                "preds": self._view(outputs, lv.boxes, index),
-                "preds_quant": self._quant[lv.boxes],
-                "coefficients": self._view(outputs, lv.coeffs, index),
-                "coefficients_quant": self._quant[lv.coeffs],
-                "grid_hw": lv.grid,
-                "stride": float(lv.stride),
-                "anchors": anchors,
-            }
-            for lv, anchors in zip(self.layout.levels, self.layout.anchors)
-        ]
+    def _level(self, i: int, lv: SplitLevel) -> dict:
+        return {**super()._level(i, lv), "anchors": self.layout.anchors[i]}
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest objectness x class probability over every anchor of image ``index`` (a health signal)."""
