@@ -56,6 +56,7 @@ edgeseg::PostprocessOptions to_options(const py::object& o) {
   opt.agnostic = to_bool(o.attr("agnostic"), "agnostic");
   opt.nms = to_suppression(o.attr("nms"));
   opt.soft_masks = to_bool(o.attr("soft_masks"), "soft_masks");
+  opt.mask_threshold = to_float(o.attr("mask_threshold"), "mask_threshold");
   const py::object allowed = o.attr("class_allowed");
   if (!allowed.is_none()) {
     py::array flags = contiguous<uint8_t>(allowed, 1, "class_allowed");
@@ -221,6 +222,36 @@ py::object postprocess_yolact(const edgeseg::YolactLayout& layout, const py::seq
   return instances_to_python(std::move(r), opt.soft_masks);
 }
 
+py::object postprocess_rtmdet(const edgeseg::RtmdetLayout& layout, const py::sequence& outputs,
+                              const py::sequence& quants, const py::object& lb_obj,
+                              const py::object& options) {
+  const auto& lb = to_letterbox(lb_obj);
+  const auto opt = to_options(options);
+  std::vector<py::array> keep;
+  const auto tensors = to_tensors(outputs, quants, &keep);
+  edgeseg::Instances r;
+  {
+    py::gil_scoped_release release;
+    r = edgeseg::postprocess_rtmdet(layout, tensors, lb, opt);
+  }
+  return instances_to_python(std::move(r), opt.soft_masks);
+}
+
+py::object postprocess_solov2(const edgeseg::Solov2Layout& layout, const py::sequence& outputs,
+                              const py::sequence& quants, const py::object& lb_obj,
+                              const py::object& options) {
+  const auto& lb = to_letterbox(lb_obj);
+  const auto opt = to_options(options);
+  std::vector<py::array> keep;
+  const auto tensors = to_tensors(outputs, quants, &keep);
+  edgeseg::Instances r;
+  {
+    py::gil_scoped_release release;
+    r = edgeseg::postprocess_solov2(layout, tensors, lb, opt);
+  }
+  return instances_to_python(std::move(r), opt.soft_masks);
+}
+
 std::vector<int64_t> to_shape(const py::handle& obj) {
   std::vector<int64_t> shape;
   for (const auto& d : obj) shape.push_back(d.is_none() ? -1 : to_int64(d, "shape"));
@@ -347,6 +378,70 @@ void bind_postprocess(py::module_& m) {
         py::arg("quants"), py::arg("letterbox"), py::arg("options"),
         "The whole postprocess of one image of a YOLACT export (per-prior outputs without their "
         "batch dimension; a priors output as the model returns it).");
+  py::class_<edgeseg::RtmdetLayout>(m, "RtmdetLayout")
+      .def(py::init([](std::vector<int64_t> cls, std::vector<int64_t> box,
+                       std::vector<int64_t> kernel, std::vector<int64_t> strides, int64_t mask_feat,
+                       int64_t dyconv_channels, int64_t num_dyconvs) {
+             edgeseg::RtmdetLayout l;
+             l.cls = std::move(cls);
+             l.box = std::move(box);
+             l.kernel = std::move(kernel);
+             l.strides = std::move(strides);
+             l.mask_feat = mask_feat;
+             l.dyconv_channels = dyconv_channels;
+             l.num_dyconvs = num_dyconvs;
+             return l;
+           }),
+           py::kw_only(), py::arg("cls"), py::arg("box"), py::arg("kernel"), py::arg("strides"),
+           py::arg("mask_feat"), py::arg("dyconv_channels") = 8, py::arg("num_dyconvs") = 3)
+      .def_readonly("cls", &edgeseg::RtmdetLayout::cls)
+      .def_readonly("box", &edgeseg::RtmdetLayout::box)
+      .def_readonly("kernel", &edgeseg::RtmdetLayout::kernel)
+      .def_readonly("strides", &edgeseg::RtmdetLayout::strides)
+      .def_readonly("mask_feat", &edgeseg::RtmdetLayout::mask_feat)
+      .def_readonly("dyconv_channels", &edgeseg::RtmdetLayout::dyconv_channels)
+      .def_readonly("num_dyconvs", &edgeseg::RtmdetLayout::num_dyconvs);
+  m.def("postprocess_rtmdet", &postprocess_rtmdet, py::arg("layout"), py::arg("outputs"),
+        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+        "The whole postprocess of one image of a raw RTMDet-Ins export (float32 outputs without "
+        "their batch dimension; nms 'box').");
+  py::class_<edgeseg::Solov2Layout>(m, "Solov2Layout")
+      .def(py::init([](bool flat, std::vector<int64_t> cate, std::vector<int64_t> kernel,
+                       int64_t mask_feat, std::vector<int64_t> grids, std::vector<int64_t> strides,
+                       bool cate_logits, int64_t mask_stride, int64_t nms_pre, float filter_thr,
+                       const std::string& kernel_kind, float sigma) {
+             if (kernel_kind != "gaussian" && kernel_kind != "linear")
+               throw InvalidArgument("matrix_kernel must be 'gaussian' or 'linear', got '" +
+                                     kernel_kind + "'");
+             edgeseg::Solov2Layout l;
+             l.flat = flat;
+             l.cate = std::move(cate);
+             l.kernel = std::move(kernel);
+             l.mask_feat = mask_feat;
+             l.grids = std::move(grids);
+             l.strides = std::move(strides);
+             l.cate_logits = cate_logits;
+             l.mask_stride = mask_stride;
+             l.nms_pre = nms_pre;
+             l.filter_thr = filter_thr;
+             l.gaussian = kernel_kind == "gaussian";
+             l.sigma = sigma;
+             return l;
+           }),
+           py::kw_only(), py::arg("flat"), py::arg("cate"), py::arg("kernel"), py::arg("mask_feat"),
+           py::arg("grids"), py::arg("strides"), py::arg("cate_logits") = true,
+           py::arg("mask_stride") = 4, py::arg("nms_pre") = 500, py::arg("filter_thr") = 0.05f,
+           py::arg("matrix_kernel") = "gaussian", py::arg("sigma") = 2.f)
+      .def_readonly("flat", &edgeseg::Solov2Layout::flat)
+      .def_readonly("cate", &edgeseg::Solov2Layout::cate)
+      .def_readonly("kernel", &edgeseg::Solov2Layout::kernel)
+      .def_readonly("mask_feat", &edgeseg::Solov2Layout::mask_feat)
+      .def_readonly("grids", &edgeseg::Solov2Layout::grids)
+      .def_readonly("strides", &edgeseg::Solov2Layout::strides);
+  m.def("postprocess_solov2", &postprocess_solov2, py::arg("layout"), py::arg("outputs"),
+        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+        "The whole postprocess of one image of a SOLOv2 export (outputs without their batch "
+        "dimension).");
   m.def("postprocess_yolo_split", &postprocess_yolo_split, py::arg("layout"), py::arg("outputs"),
         py::arg("quants"), py::arg("letterbox"), py::arg("options"),
         "The whole postprocess of one image of a split head (outputs without their batch "

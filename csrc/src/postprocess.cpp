@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "edgeseg/dynconv.hpp"
 #include "edgeseg/nms_variants.hpp"
+#include "edgeseg/solov2.hpp"
 #include "edgeseg/split.hpp"
 #include "edgeseg/yolact.hpp"
 
@@ -132,6 +134,20 @@ const Tensor& output_at(const std::vector<Tensor>& outputs, int64_t i, const cha
     throw InvalidArgument(std::string("the layout's ") + what + " is output " + std::to_string(i) +
                           ", but " + std::to_string(outputs.size()) + " outputs were given");
   return outputs[static_cast<size_t>(i)];
+}
+
+// A dense float32 [C, h, w] tensor (what the planar point-head decoders read).
+const float* planar(const Tensor& t, const char* what, int64_t h, int64_t w) {
+  Tensor dense = t;
+  dense.strides.clear();
+  if (t.shape.size() != 3 || t.dtype != DType::kFloat32 ||
+      (!t.strides.empty() && t.strides != strides_of(dense, what)))
+    throw InvalidArgument(std::string(what) + " " + shape_str(t.shape) +
+                          " must be a dense float32 [C, h, w] map of one image");
+  if (h >= 0 && (t.shape[1] != h || t.shape[2] != w))
+    throw InvalidArgument(std::string(what) + " " + shape_str(t.shape) + " does not have the " +
+                          std::to_string(h) + "x" + std::to_string(w) + " grid of its level");
+  return static_cast<const float*>(t.data);
 }
 
 template <typename T>
@@ -423,6 +439,159 @@ Instances postprocess_yolact(const YolactLayout& layout, const std::vector<Tenso
   }
   out.scores = std::move(d.scores);
   out.classes = std::move(d.classes);
+  return out;
+}
+
+Instances postprocess_rtmdet(const RtmdetLayout& layout, const std::vector<Tensor>& outputs,
+                             const Letterbox& lb, const PostprocessOptions& opt) {
+  check_letterbox(lb);
+  check_options(opt);
+  if (opt.nms != Suppression::kBox)
+    throw InvalidArgument("the rtmdet family decodes with nms='box' (its reference)");
+  const size_t nl = layout.cls.size();
+  if (nl == 0 || layout.box.size() != nl || layout.kernel.size() != nl ||
+      layout.strides.size() != nl)
+    throw InvalidArgument("the layout needs class, box and kernel outputs and a stride per level");
+  std::vector<PointLevel> levels(nl);
+  int64_t num_classes = -1, num_params = -1;
+  for (size_t l = 0; l < nl; ++l) {
+    const Tensor& c = output_at(outputs, layout.cls[l], "class logits");
+    levels[l].cls = planar(c, "a class-logits output", -1, -1);
+    levels[l].h = c.shape[1];
+    levels[l].w = c.shape[2];
+    const Tensor& b = output_at(outputs, layout.box[l], "box distances");
+    levels[l].box = planar(b, "a box-distances output", levels[l].h, levels[l].w);
+    const Tensor& k = output_at(outputs, layout.kernel[l], "kernels");
+    levels[l].params = planar(k, "a kernels output", levels[l].h, levels[l].w);
+    if (b.shape[0] != 4) throw InvalidArgument("a box-distances output must have 4 channels");
+    if (l > 0 && (c.shape[0] != num_classes || k.shape[0] != num_params))
+      throw InvalidArgument("level " + std::to_string(l) +
+                            ": class and kernel channel counts differ from level 0's");
+    num_classes = c.shape[0];
+    num_params = k.shape[0];
+    levels[l].stride = layout.strides[l];
+  }
+  PointDecodeOptions po;
+  po.conf = opt.conf;
+  po.iou = opt.iou;
+  po.max_det = opt.max_det;
+  po.nms_pre = opt.pre_nms_topk;
+  po.agnostic = opt.agnostic;
+  po.class_allowed = opt.class_allowed;
+  po.clip_h = static_cast<float>(lb.dst_h);
+  po.clip_w = static_cast<float>(lb.dst_w);
+  PointDetections d = decode_points(levels, num_classes, num_params, po);
+  unletterbox_boxes(d.boxes.data(), d.size(), lb);
+  const ProtoView feat = protos_of(output_at(outputs, layout.mask_feat, "mask feature"), false);
+  if (feat.dtype != DType::kFloat32) throw InvalidArgument("the mask feature must be float32");
+  DynMaskOptions mo;
+  mo.net.feat_channels = feat.channels;
+  mo.net.channels = layout.dyconv_channels;
+  mo.net.num_layers = layout.num_dyconvs;
+  mo.feat_stride = layout.strides[0];
+  mo.mask_threshold = opt.mask_threshold;
+  mo.soft = opt.soft_masks;
+  mo.drop_empty = false;  // mmdet keeps every detection, empty mask or not
+  if (dynconv_num_params(mo.net) != num_params)
+    throw InvalidArgument("the kernels have " + std::to_string(num_params) +
+                          " channels; the mask network needs " +
+                          std::to_string(dynconv_num_params(mo.net)));
+  Instances out;
+  out.masks =
+      dynamic_masks(feat, d.params.data(), d.priors.data(), d.boxes.data(), d.size(), lb, mo);
+  out.boxes = std::move(d.boxes);
+  out.scores = std::move(d.scores);
+  out.classes = std::move(d.classes);
+  return out;
+}
+
+namespace {
+
+// Level `s`'s (channels, S, S) view of a flattened [G, channels] output, whose rows are the levels'
+// cells in order, row-major within a level, from row `start`.
+ProtoView flat_level(const Tensor& t, int64_t start, int64_t s, const char* what) {
+  const auto st = strides_of(t, what);
+  ProtoView v;
+  v.dtype = DType::kFloat32;
+  v.data = static_cast<const float*>(t.data) + start * st[0];
+  v.channels = t.shape[1];
+  v.height = v.width = s;
+  v.stride_c = st[1];
+  v.stride_y = s * st[0];
+  v.stride_x = st[0];
+  return v;
+}
+
+}  // namespace
+
+Instances postprocess_solov2(const Solov2Layout& layout, const std::vector<Tensor>& outputs,
+                             const Letterbox& lb, const PostprocessOptions& opt) {
+  check_letterbox(lb);
+  check_options(opt);
+  const size_t nl = layout.grids.size();
+  if (nl == 0 || layout.strides.size() != nl || layout.cate.size() != (layout.flat ? 1 : nl) ||
+      layout.kernel.size() != layout.cate.size())
+    throw InvalidArgument(
+        "the layout needs a grid and stride per level and its category and "
+        "kernel outputs (one per level, or one each when flat)");
+  std::vector<Solov2Level> levels(nl);
+  int64_t start = 0;
+  for (size_t l = 0; l < nl; ++l) {
+    const int64_t s = layout.grids[l];
+    if (s < 1) throw InvalidArgument("grid sizes must be positive");
+    if (layout.flat) {
+      const Tensor& c = output_at(outputs, layout.cate[0], "category scores");
+      const Tensor& k = output_at(outputs, layout.kernel[0], "kernels");
+      int64_t total = 0;
+      for (int64_t g : layout.grids) total += g * g;
+      if (c.shape.size() != 2 || k.shape.size() != 2 || c.shape[0] != total ||
+          k.shape[0] != total || c.dtype != DType::kFloat32 || k.dtype != DType::kFloat32)
+        throw InvalidArgument(
+            "cate_preds " + shape_str(c.shape) + " and kernel_preds " + shape_str(k.shape) +
+            " must be float32 and have G = " + std::to_string(total) + " rows for the grids");
+      levels[l].cate = flat_level(c, start, s, "cate_preds");
+      levels[l].kernel = flat_level(k, start, s, "kernel_preds");
+      start += s * s;
+    } else {
+      levels[l].cate = protos_of(output_at(outputs, layout.cate[l], "category scores"), false);
+      levels[l].kernel = protos_of(output_at(outputs, layout.kernel[l], "kernels"), false);
+    }
+    levels[l].stride = static_cast<float>(layout.strides[l]);
+  }
+  Solov2Options so;
+  so.score_thr = opt.conf;
+  so.mask_thr = opt.mask_threshold;
+  so.filter_thr = layout.filter_thr;
+  so.nms_pre = layout.nms_pre > 0 ? std::min(layout.nms_pre, opt.pre_nms_topk) : opt.pre_nms_topk;
+  so.max_det = opt.max_det;
+  so.cate_logits = layout.cate_logits;
+  so.gaussian = layout.gaussian;
+  so.sigma = layout.sigma;
+  switch (opt.nms) {
+    case Suppression::kMask:
+      so.nms = Solov2Nms::kMask;
+      break;
+    case Suppression::kFast:
+      so.nms = Solov2Nms::kFast;
+      break;
+    case Suppression::kBox:
+      so.nms = Solov2Nms::kBox;
+      break;
+    default:
+      so.nms = Solov2Nms::kMatrix;
+  }
+  so.iou = opt.iou;
+  so.agnostic = opt.agnostic;
+  so.mask_stride = layout.mask_stride;
+  so.soft = opt.soft_masks;
+  so.class_allowed = opt.class_allowed;
+  const ProtoView feat = protos_of(output_at(outputs, layout.mask_feat, "mask feature"), false);
+  Solov2Instances r = decode_solov2(levels, feat, lb, so);
+  Instances out;
+  out.boxes = std::move(r.boxes);
+  out.scores = std::move(r.scores);
+  out.classes = std::move(r.classes);
+  out.masks = std::move(r.masks);
   return out;
 }
 

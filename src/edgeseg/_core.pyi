@@ -563,6 +563,88 @@ def postprocess_yolact(
     """The whole postprocess of one image of a YOLACT export (a priors output as the model returns it; ``nms``
     "fast" or "box"): decode, masks at prototype resolution cropped and resized, boxes to source pixels."""
 
+class RtmdetLayout:
+    """Which output of a raw RTMDet-Ins export is which (``edgeseg::RtmdetLayout``): per level class logits, box
+    distances and kernels (output indices, finest first), their strides, the mask feature, the mask network."""
+
+    def __init__(
+        self,
+        *,
+        cls: Sequence[int],
+        box: Sequence[int],
+        kernel: Sequence[int],
+        strides: Sequence[int],
+        mask_feat: int,
+        dyconv_channels: int = 8,
+        num_dyconvs: int = 3,
+    ) -> None: ...
+    @property
+    def cls(self) -> list[int]: ...
+    @property
+    def box(self) -> list[int]: ...
+    @property
+    def kernel(self) -> list[int]: ...
+    @property
+    def strides(self) -> list[int]: ...
+    @property
+    def mask_feat(self) -> int: ...
+    @property
+    def dyconv_channels(self) -> int: ...
+    @property
+    def num_dyconvs(self) -> int: ...
+
+def postprocess_rtmdet(
+    layout: RtmdetLayout,
+    outputs: Sequence[npt.ArrayLike],
+    quants: Sequence[_Quant | None],
+    letterbox: Letterbox,
+    options: Any,
+) -> Instances:
+    """The whole postprocess of one image of a raw RTMDet-Ins export (float32; ``nms`` "box")."""
+
+class Solov2Layout:
+    """Which output of a raw SOLOv2 export is which (``edgeseg::Solov2Layout``): per level category and kernel
+    outputs, or one each when ``flat``; the mask feature; grids, strides and MMDetection's test_cfg settings."""
+
+    def __init__(
+        self,
+        *,
+        flat: bool,
+        cate: Sequence[int],
+        kernel: Sequence[int],
+        mask_feat: int,
+        grids: Sequence[int],
+        strides: Sequence[int],
+        cate_logits: bool = True,
+        mask_stride: int = 4,
+        nms_pre: int = 500,
+        filter_thr: float = 0.05,
+        matrix_kernel: str = "gaussian",
+        sigma: float = 2.0,
+    ) -> None: ...
+    @property
+    def flat(self) -> bool: ...
+    @property
+    def cate(self) -> list[int]: ...
+    @property
+    def kernel(self) -> list[int]: ...
+    @property
+    def mask_feat(self) -> int: ...
+    @property
+    def grids(self) -> list[int]: ...
+    @property
+    def strides(self) -> list[int]: ...
+
+def postprocess_solov2(
+    layout: Solov2Layout,
+    outputs: Sequence[npt.ArrayLike],
+    quants: Sequence[_Quant | None],
+    letterbox: Letterbox,
+    options: Any,
+) -> Instances:
+    """The whole postprocess of one image of a SOLOv2 export (``nms`` "matrix", the reference, or "mask", "fast",
+    "box")."""
+
 def postprocess_yolo_split(
     layout: SplitLayout,
     outputs: Sequence[npt.ArrayLike],

@@ -250,6 +250,59 @@ void test_postprocess_yolact() {
       throws_invalid([&] { edgeseg::postprocess_yolact(layout, outputs, lb, opt); }, "nms='fast'"));
 }
 
+// RTMDet-Ins: one level of 2 x 2 priors (stride 8, 16 x 16 input), one confident prior at (0, 0)
+// with distances 4 on every side, a mask network whose only non-zero parameter is the last bias
+// (logit 5 everywhere): one instance, box (0, 0, 4, 4) after clamping, a full mask.
+void test_postprocess_rtmdet() {
+  const std::vector<float> cls = {5, -5, -5, -5}, box(16, 4.f), feat(32, 0.f);
+  std::vector<float> params(169 * 4, 0.f);
+  for (int i = 0; i < 4; ++i) params[168 * 4 + i] = 5.f;  // planar: parameter 168 of every prior
+  std::vector<edgeseg::Tensor> outputs(4);
+  outputs[0] = {cls.data(), edgeseg::DType::kFloat32, {1, 2, 2}, {}, {}};
+  outputs[1] = {box.data(), edgeseg::DType::kFloat32, {4, 2, 2}, {}, {}};
+  outputs[2] = {params.data(), edgeseg::DType::kFloat32, {169, 2, 2}, {}, {}};
+  outputs[3] = {feat.data(), edgeseg::DType::kFloat32, {8, 2, 2}, {}, {}};
+  edgeseg::RtmdetLayout layout;
+  layout.cls = {0};
+  layout.box = {1};
+  layout.kernel = {2};
+  layout.strides = {8};
+  layout.mask_feat = 3;
+  const auto lb = edgeseg::make_letterbox(16, 16, 16, 16, edgeseg::Resize::kKeepRatio);
+  const auto r = edgeseg::postprocess_rtmdet(layout, outputs, lb, {});
+  CHECK(r.size() == 1 && r.classes[0] == 0 && near(r.scores[0], 0.99331f));
+  CHECK((r.boxes == std::vector<float>{0, 0, 4, 4}) && r.masks.areas[0] == 16);
+  outputs[1].shape = {4, 1, 4};
+  CHECK(throws_invalid([&] { edgeseg::postprocess_rtmdet(layout, outputs, lb, {}); },
+                       "grid of its level"));
+}
+
+// SOLOv2: one 2 x 2 grid, one confident cell, kernel 1, a mask feature at logit 5 everywhere: one
+// instance covering the whole 16 x 16 image, its score rescored by the mean mask probability.
+void test_postprocess_solov2() {
+  const std::vector<float> cate = {5, -5, -5, -5}, kernel(4, 1.f), feat(16, 5.f);
+  std::vector<edgeseg::Tensor> outputs(3);
+  outputs[0] = {cate.data(), edgeseg::DType::kFloat32, {1, 2, 2}, {}, {}};
+  outputs[1] = {kernel.data(), edgeseg::DType::kFloat32, {1, 2, 2}, {}, {}};
+  outputs[2] = {feat.data(), edgeseg::DType::kFloat32, {1, 4, 4}, {}, {}};
+  edgeseg::Solov2Layout layout;
+  layout.cate = {0};
+  layout.kernel = {1};
+  layout.mask_feat = 2;
+  layout.grids = {2};
+  layout.strides = {8};
+  edgeseg::PostprocessOptions opt;
+  opt.conf = 0.1f;
+  opt.nms = edgeseg::Suppression::kMatrix;
+  const auto lb = edgeseg::make_letterbox(16, 16, 16, 16, edgeseg::Resize::kKeepRatio);
+  const auto r = edgeseg::postprocess_solov2(layout, outputs, lb, opt);
+  CHECK(r.size() == 1 && near(r.scores[0], 0.99331f * 0.99331f));
+  CHECK((r.boxes == std::vector<float>{0, 0, 16, 16}) && r.masks.areas[0] == 256);
+  layout.flat = true;  // [G, C] with G = 4 expected: the [1, 2, 2] map is not that
+  CHECK(throws_invalid([&] { edgeseg::postprocess_solov2(layout, outputs, lb, opt); },
+                       "have G = 4 rows"));
+}
+
 void test_yolo_layout() {
   const edgeseg::Metadata meta = {{"names", "{0: 'person', 1: 'bicycle'}"}, {"stride", "32"}};
   auto l = edgeseg::yolo_layout({{1, 38, 8400}, {1, 32, 160, 160}}, {1, 3, 640, 640}, meta);
@@ -288,6 +341,8 @@ int main() {
   test_postprocess_yolo();
   test_postprocess_yolo_split();
   test_postprocess_yolact();
+  test_postprocess_rtmdet();
+  test_postprocess_solov2();
   test_yolo_layout();
   if (failures) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);

@@ -2,8 +2,8 @@
 // image and its letterbox to instances in source pixels with box-cropped bit-packed masks, for
 // the Ultralytics YOLO family (raw head, end-to-end head, YOLOv5 / YOLOv7 anchors), its NPU
 // split heads (Rockchip RKNN, Hailo: one tensor per stride and role, each with its own
-// quantization) and YOLACT. The Python heads call the same functions, so C++ and Python users get
-// the same instances.
+// quantization), YOLACT, RTMDet-Ins and SOLOv2. The Python heads call the same functions, so C++
+// and Python users get the same instances.
 //
 // The layout (which output is which, NHWC or NCHW prototypes, normalized boxes) is a plain
 // struct: fill it, or get it from the model's output shapes and metadata with yolo_layout().
@@ -52,7 +52,8 @@ struct PostprocessOptions {
   bool agnostic = false;               // suppress across classes
   std::vector<uint8_t> class_allowed;  // empty: every class; else one flag per class
   Suppression nms = Suppression::kBox;
-  bool soft_masks = false;  // also keep sigmoid probabilities inside each box (Masks::probs)
+  bool soft_masks = false;      // also keep sigmoid probabilities inside each box (Masks::probs)
+  float mask_threshold = 0.5f;  // families with mask probabilities (RTMDet-Ins): pixel is in above
 };
 
 // Instances of one image in source pixels, by descending score, each with its mask (masks.rects[4
@@ -154,6 +155,46 @@ struct YolactLayout {
 // source pixels as yolact's sanitize_coordinates. The priors output, if any, is given as the
 // model returns it (it has no batch dimension to drop).
 Instances postprocess_yolact(const YolactLayout& layout, const std::vector<Tensor>& outputs,
+                             const Letterbox& lb, const PostprocessOptions& opt);
+
+// Which output of a raw RTMDet-Ins export is which (family "rtmdet"): per level (finest first)
+// class logits [C, h, w], box distances [4, h, w] (left, top, right, bottom, input pixels) and
+// kernels [P, h, w], float32; the mask feature [M, H/s0, W/s0] at the first level's stride.
+struct RtmdetLayout {
+  std::vector<int64_t> cls, box, kernel;  // output indices per level
+  std::vector<int64_t> strides;           // each level's stride in input pixels
+  int64_t mask_feat = -1;
+  int64_t dyconv_channels = 8, num_dyconvs = 3;  // the per-instance mask network
+};
+
+// The whole postprocess of one image of a raw RTMDet-Ins export (keep-ratio letterbox; nms kBox,
+// the reference): decode_points (opt.pre_nms_topk per level, as mmdet's nms_pre), boxes to source
+// pixels, dynamic_masks only inside each box (every detection kept, empty mask or not, as mmdet
+// does).
+Instances postprocess_rtmdet(const RtmdetLayout& layout, const std::vector<Tensor>& outputs,
+                             const Letterbox& lb, const PostprocessOptions& opt);
+
+// Which output of a raw SOLOv2 export is which (family "solov2"): per level category scores
+// [C, S, S] and kernels [E, S, S] (solov2_levels), or all levels flattened point by point,
+// [G, C] and [G, E] with G = sum of S^2 (solov2_flat, one index in `cate` and `kernel`); the mask
+// feature [E, H / mask_stride, W / mask_stride]; float32. Settings as MMDetection's test_cfg.
+struct Solov2Layout {
+  bool flat = false;
+  std::vector<int64_t> cate, kernel;  // output indices: one per level, or one each (flat)
+  int64_t mask_feat = -1;
+  std::vector<int64_t> grids;    // S of each level
+  std::vector<int64_t> strides;  // each level's stride (its minimum mask area)
+  bool cate_logits = true;       // category scores are logits (else probabilities)
+  int64_t mask_stride = 4;
+  int64_t nms_pre = 500;  // candidates entering Matrix NMS (further capped by pre_nms_topk)
+  float filter_thr = 0.05f;
+  bool gaussian = true;  // Matrix NMS kernel (else linear)
+  float sigma = 2.f;
+};
+
+// The whole postprocess of one image of a SOLOv2 export: decode_solov2 (opt.nms: kMatrix, the
+// reference, or kMask, kFast, kBox by mask IoU / mask boxes).
+Instances postprocess_solov2(const Solov2Layout& layout, const std::vector<Tensor>& outputs,
                              const Letterbox& lb, const PostprocessOptions& opt);
 
 // The decode settings for a suppression: box NMS runs inside the decoder (Ultralytics' exact

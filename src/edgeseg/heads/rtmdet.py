@@ -22,9 +22,8 @@ import numpy as np
 
 from .. import _core
 from .._core import Letterbox
-from ..masks import InstanceMasks
 from ..spec import MAX_CLASSES, Defaults, Layout, LoadContext, ModelSpec, Preprocess, names_from_metadata
-from .base import Head, Instances, PostprocessOptions
+from .base import Head, Instances, PostprocessOptions, instances_of
 
 LAYOUTS = """RTMDet-Ins raw head (family "rtmdet"):
   rtmdet_ins:  per stride s (8, 16, 32): class logits [B, C, H/s, W/s], box distances [B, 4, H/s, W/s]
@@ -87,41 +86,24 @@ class RtmdetInsHead:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self.layout: RtmdetLayout = spec.layout
-
-    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
         lay = self.layout
-        if options.nms != "box":
-            raise ValueError(f"the rtmdet family decodes with nms='box' (its reference), got nms={options.nms!r}")
-        det = _core.decode_rtmdet(
-            [outputs[i][index] for i in lay.cls_outputs],
-            [outputs[i][index] for i in lay.box_outputs],
-            [outputs[i][index] for i in lay.kernel_outputs],
-            list(lay.strides),
-            options.conf,
-            options.iou,
-            options.max_det,
-            options.pre_nms_topk,  # per level, as mmdet's nms_pre
-            options.agnostic,
-            options.class_allowed,
-            (lb.dst_h, lb.dst_w),
-        )
-        boxes = _core.unletterbox_boxes(det.boxes, lb)
-        ms = _core.dynamic_masks(
-            outputs[lay.mask_output][index],
-            det.params,
-            det.priors,
-            boxes,
-            lb,
-            feat_stride=lay.strides[0],
+        self._quants = [None] * len(spec.outputs)  # the family's outputs are float32 (checked at load)
+        self.core_layout = _core.RtmdetLayout(
+            cls=list(lay.cls_outputs),
+            box=list(lay.box_outputs),
+            kernel=list(lay.kernel_outputs),
+            strides=list(lay.strides),
+            mask_feat=lay.mask_output,
             dyconv_channels=lay.dyconv_channels,
             num_dyconvs=lay.num_dyconvs,
-            mask_threshold=options.mask_threshold,
-            soft=options.soft_masks,
-            drop_empty=False,  # mmdet keeps every detection, empty mask or not
         )
-        image_hw = (lb.src_h, lb.src_w)
-        masks = InstanceMasks(ms.rects, ms.offsets, ms.bits, image_hw, ms.probs, ms.areas)
-        return Instances(boxes, det.scores, det.class_ids, masks)
+        """The layout as the C++ API takes it (``edgeseg::RtmdetLayout``)."""
+
+    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
+        if options.nms != "box":
+            raise ValueError(f"the rtmdet family decodes with nms='box' (its reference), got nms={options.nms!r}")
+        image_outputs = [np.ascontiguousarray(o[index]) for o in outputs]
+        return instances_of(_core.postprocess_rtmdet(self.core_layout, image_outputs, self._quants, lb, options), lb)
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest sigmoid class score over all levels of image ``index`` (a health signal)."""

@@ -35,10 +35,9 @@ import numpy as np
 
 from .. import _core
 from .._core import Letterbox
-from ..masks import InstanceMasks
 from ..preprocess import to_input
 from ..spec import Defaults, Layout, LoadContext, ModelSpec, Preprocess, literal, meta_int, names_from_metadata
-from .base import Head, Instances, PostprocessOptions
+from .base import Head, Instances, PostprocessOptions, instances_of
 
 LAYOUTS = """SOLOv2 raw heads (family "solov2", MMDetection SOLOV2Head; NMS by edgeseg: Matrix NMS):
   solov2_levels: per level category scores [B, C, S, S] (logits or probabilities) and kernels [B, E, S, S],
@@ -114,58 +113,32 @@ class Solov2Layout:
 
 
 class Solov2Head:
-    """Decodes one image of a SOLOv2 export in the core."""
+    """Decodes one image of a SOLOv2 export in the core (``_core.postprocess_solov2``, the call C++ users make)."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self.layout: Solov2Layout = spec.layout
-        self._strides = [float(s) for s in self.layout.strides]
-
-    def _levels(self, outputs: list[np.ndarray], index: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         lay = self.layout
-        if not lay.flat:
-            return [outputs[i][index] for i in lay.cate_outputs], [outputs[i][index] for i in lay.kernel_outputs]
-        cate, kern = outputs[lay.cate_outputs[0]][index], outputs[lay.kernel_outputs[0]][index]
-        if cate.shape[0] != sum(s * s for s in lay.grids) or kern.shape[0] != cate.shape[0]:
-            raise ValueError(
-                f"cate_preds {list(cate.shape)} and kernel_preds {list(kern.shape)} must have G = "
-                f"{sum(s * s for s in lay.grids)} rows for the grids {list(lay.grids)}"
-            )
-        cates, kernels, start = [], [], 0
-        for s in lay.grids:
-            # (S*S, C) rows of one level -> (C, S, S) views: the core reads through strides.
-            cates.append(cate[start : start + s * s].reshape(s, s, -1).transpose(2, 0, 1))
-            kernels.append(kern[start : start + s * s].reshape(s, s, -1).transpose(2, 0, 1))
-            start += s * s
-        return cates, kernels
+        self._quants = [o.quant for o in spec.outputs]
+        self.core_layout = _core.Solov2Layout(
+            flat=lay.flat,
+            cate=list(lay.cate_outputs),
+            kernel=list(lay.kernel_outputs),
+            mask_feat=lay.mask_feat_output,
+            grids=list(lay.grids),
+            strides=list(lay.strides),
+            cate_logits=lay.cate_logits,
+            mask_stride=lay.mask_stride,
+            nms_pre=lay.nms_pre,
+            filter_thr=lay.filter_thr,
+            matrix_kernel=lay.kernel,
+            sigma=lay.sigma,
+        )
+        """The layout as the C++ API takes it (``edgeseg::Solov2Layout``)."""
 
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        lay = self.layout
-        cates, kernels = self._levels(outputs, index)
-        r = _core.decode_solov2(
-            cates,
-            kernels,
-            outputs[lay.mask_feat_output][index],
-            self._strides,
-            lb,
-            options.conf,
-            options.max_det,
-            mask_threshold=options.mask_threshold,
-            filter_thr=lay.filter_thr,
-            nms_pre=min(lay.nms_pre, options.pre_nms_topk) if lay.nms_pre > 0 else options.pre_nms_topk,
-            cate_logits=lay.cate_logits,
-            kernel=lay.kernel,
-            sigma=lay.sigma,
-            nms=options.nms,
-            iou=options.iou,
-            agnostic=options.agnostic,
-            mask_stride=lay.mask_stride,
-            soft=options.soft_masks,
-            class_allowed=options.class_allowed,
-        )
-        m = r.masks
-        masks = InstanceMasks(m.rects, m.offsets, m.bits, (lb.src_h, lb.src_w), m.probs, m.areas)
-        return Instances(r.boxes, r.scores, r.class_ids, masks)
+        found = _core.postprocess_solov2(self.core_layout, [o[index] for o in outputs], self._quants, lb, options)
+        return instances_of(found, lb)
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest category score of image ``index`` (a health signal)."""
