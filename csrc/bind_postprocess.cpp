@@ -36,6 +36,25 @@ edgeseg::YoloHead to_head(const std::string& name) {
   throw InvalidArgument("head must be 'raw', 'e2e' or 'objectness', got '" + name + "'");
 }
 
+// SplitLayout kinds by their Python names.
+constexpr std::pair<const char*, edgeseg::SplitLayout::Kind> kSplitKinds[] = {
+    {"dfl", edgeseg::SplitLayout::Kind::kDfl},
+    {"anchors", edgeseg::SplitLayout::Kind::kAnchors},
+    {"scored", edgeseg::SplitLayout::Kind::kScored},
+    {"two_way", edgeseg::SplitLayout::Kind::kTwoWay}};
+
+edgeseg::SplitLayout::Kind to_split_kind(const std::string& name) {
+  for (const auto& [n, k] : kSplitKinds)
+    if (name == n) return k;
+  throw InvalidArgument("kind must be 'dfl', 'anchors', 'scored' or 'two_way', got '" + name + "'");
+}
+
+const char* split_kind_name(edgeseg::SplitLayout::Kind kind) {
+  for (const auto& [n, k] : kSplitKinds)
+    if (kind == k) return n;
+  return "dfl";
+}
+
 edgeseg::Suppression to_suppression(const py::handle& obj) {
   const std::string name = PyUnicode_Check(obj.ptr()) ? std::string(py::str(obj)) : "";
   if (name == "box") return edgeseg::Suppression::kBox;
@@ -72,13 +91,23 @@ edgeseg::Tensor to_tensor(const py::handle& obj, const py::object& quant, const 
   if (!py::isinstance<py::array>(obj)) throw InvalidArgument(name + " must be a numpy array");
   const int ndim = static_cast<int>(py::reinterpret_borrow<py::array>(obj).ndim());
   edgeseg::Tensor t;
-  *keep = tensor(obj, ndim, name.c_str(), &t.dtype);
+  const auto dt = py::reinterpret_borrow<py::array>(obj).dtype();
+  if (dt.equal(py::dtype::of<int64_t>())) {  // class labels (postprocess_dets)
+    t.dtype = edgeseg::DType::kInt64;
+    *keep = checked<int64_t>(obj, ndim, name.c_str());
+  } else if (dt.equal(py::dtype::of<int32_t>())) {
+    t.dtype = edgeseg::DType::kInt32;
+    *keep = checked<int32_t>(obj, ndim, name.c_str());
+  } else {
+    *keep = tensor(obj, ndim, name.c_str(), &t.dtype);
+  }
   t.data = keep->data();
   for (int i = 0; i < ndim; ++i) {
     t.shape.push_back(keep->shape(i));
     t.strides.push_back(elem_stride(*keep, i));
   }
-  t.quant = quant_of(t.dtype, quant, name.c_str());
+  const bool integer = t.dtype == edgeseg::DType::kInt32 || t.dtype == edgeseg::DType::kInt64;
+  if (!integer) t.quant = quant_of(t.dtype, quant, name.c_str());
   return t;
 }
 
@@ -252,6 +281,21 @@ py::object postprocess_solov2(const edgeseg::Solov2Layout& layout, const py::seq
   return instances_to_python(std::move(r), opt.soft_masks);
 }
 
+py::object postprocess_dets(const edgeseg::DetsLayout& layout, const py::sequence& outputs,
+                            const py::sequence& quants, const py::object& lb_obj,
+                            const py::object& options) {
+  const auto& lb = to_letterbox(lb_obj);
+  const auto opt = to_options(options);
+  std::vector<py::array> keep;
+  const auto tensors = to_tensors(outputs, quants, &keep);
+  edgeseg::Instances r;
+  {
+    py::gil_scoped_release release;
+    r = edgeseg::postprocess_dets(layout, tensors, lb, opt);
+  }
+  return instances_to_python(std::move(r), opt.soft_masks);
+}
+
 std::vector<int64_t> to_shape(const py::handle& obj) {
   std::vector<int64_t> shape;
   for (const auto& d : obj) shape.push_back(d.is_none() ? -1 : to_int64(d, "shape"));
@@ -313,22 +357,33 @@ void bind_postprocess(py::module_& m) {
       });
   py::class_<edgeseg::SplitLayout>(m, "SplitLayout")
       .def(py::init([](const std::string& kind, int64_t num_classes, const py::sequence& levels,
-                       bool levels_nhwc, int64_t prototypes, bool prototypes_nhwc) {
+                       bool levels_nhwc, int64_t prototypes, bool prototypes_nhwc,
+                       const py::object& boxes, const py::object& scores, const py::object& classes,
+                       const py::object& coeffs, bool anchor_major, bool boxes_normalized) {
              edgeseg::SplitLayout l;
-             if (kind != "dfl" && kind != "anchors")
-               throw InvalidArgument("kind must be 'dfl' or 'anchors', got '" + kind + "'");
-             l.kind = kind == "dfl" ? edgeseg::SplitLayout::Kind::kDfl
-                                    : edgeseg::SplitLayout::Kind::kAnchors;
+             l.kind = to_split_kind(kind);
              l.num_classes = num_classes;
              for (size_t i = 0; i < py::len(levels); ++i)
                l.levels.push_back(to_level(levels[i], i));
              l.levels_nhwc = levels_nhwc;
              l.prototypes = prototypes;
              l.prototypes_nhwc = prototypes_nhwc;
+             auto index = [](const py::object& o, const char* name) {
+               return o.is_none() ? int64_t{-1} : to_int64(o, name);
+             };
+             l.boxes = index(boxes, "boxes");
+             l.scores = index(scores, "scores");
+             l.classes = index(classes, "classes");
+             l.coeffs = index(coeffs, "coeffs");
+             l.anchor_major = anchor_major;
+             l.boxes_normalized = boxes_normalized;
              return l;
            }),
-           py::kw_only(), py::arg("kind"), py::arg("num_classes"), py::arg("levels"),
-           py::arg("levels_nhwc"), py::arg("prototypes"), py::arg("prototypes_nhwc"))
+           py::kw_only(), py::arg("kind"), py::arg("num_classes"), py::arg("levels") = py::list(),
+           py::arg("levels_nhwc") = false, py::arg("prototypes"), py::arg("prototypes_nhwc"),
+           py::arg("boxes") = py::none(), py::arg("scores") = py::none(),
+           py::arg("classes") = py::none(), py::arg("coeffs") = py::none(),
+           py::arg("anchor_major") = false, py::arg("boxes_normalized") = false)
       .def_property_readonly("kind",
                              [](const edgeseg::SplitLayout& l) {
                                return l.kind == edgeseg::SplitLayout::Kind::kDfl ? "dfl"
@@ -442,6 +497,37 @@ void bind_postprocess(py::module_& m) {
         py::arg("quants"), py::arg("letterbox"), py::arg("options"),
         "The whole postprocess of one image of a SOLOv2 export (outputs without their batch "
         "dimension).");
+  py::class_<edgeseg::DetsLayout>(m, "DetsLayout")
+      .def(py::init([](int64_t boxes, const py::object& scores, int64_t labels, int64_t masks,
+                       bool roi_masks, const std::string& convention, bool inclusive,
+                       int64_t num_classes) {
+             if (convention != "mmdet" && convention != "torchvision")
+               throw InvalidArgument("convention must be 'mmdet' or 'torchvision', got '" +
+                                     convention + "'");
+             edgeseg::DetsLayout l;
+             l.boxes = boxes;
+             l.scores = scores.is_none() ? -1 : to_int64(scores, "scores");
+             l.labels = labels;
+             l.masks = masks;
+             l.roi_masks = roi_masks;
+             l.torchvision_paste = convention == "torchvision";
+             l.inclusive = inclusive;
+             l.num_classes = num_classes;
+             return l;
+           }),
+           py::kw_only(), py::arg("boxes"), py::arg("scores"), py::arg("labels"), py::arg("masks"),
+           py::arg("roi_masks"), py::arg("convention"), py::arg("inclusive"),
+           py::arg("num_classes"))
+      .def_readonly("boxes", &edgeseg::DetsLayout::boxes)
+      .def_readonly("scores", &edgeseg::DetsLayout::scores)
+      .def_readonly("labels", &edgeseg::DetsLayout::labels)
+      .def_readonly("masks", &edgeseg::DetsLayout::masks)
+      .def_readonly("roi_masks", &edgeseg::DetsLayout::roi_masks)
+      .def_readonly("inclusive", &edgeseg::DetsLayout::inclusive)
+      .def_readonly("num_classes", &edgeseg::DetsLayout::num_classes);
+  m.def("postprocess_dets", &postprocess_dets, py::arg("layout"), py::arg("outputs"),
+        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+        "The whole postprocess of one image of an end-to-end dets / labels / masks export.");
   m.def("postprocess_yolo_split", &postprocess_yolo_split, py::arg("layout"), py::arg("outputs"),
         py::arg("quants"), py::arg("letterbox"), py::arg("options"),
         "The whole postprocess of one image of a split head (outputs without their batch "

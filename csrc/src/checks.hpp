@@ -49,6 +49,9 @@ inline void check_extent(const char* what, std::initializer_list<int64_t> sizes,
 // finite number, or so large that 255 steps overflow float, would make every value NaN or inf.
 inline void check_quant(DType dtype, const Quant& q, const char* what) {
   if (dtype == DType::kFloat32) return;
+  if (dtype == DType::kInt32 || dtype == DType::kInt64)
+    throw InvalidArgument(std::string(what) +
+                          " is an int32 / int64 tensor: only class labels are read as integers");
   if (!(q.scale > 0.f) || !std::isfinite(q.scale * 255.f))
     throw InvalidArgument(std::string(what) +
                           " has a non-positive, non-finite or too large quantization scale (" +

@@ -3,6 +3,7 @@
 #include "edgeseg/postprocess.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "checks.hpp"
 #include "edgeseg/dynconv.hpp"
 #include "edgeseg/nms_variants.hpp"
+#include "edgeseg/paste.hpp"
 #include "edgeseg/solov2.hpp"
 #include "edgeseg/split.hpp"
 #include "edgeseg/yolact.hpp"
@@ -335,8 +337,51 @@ Instances postprocess_yolo_split(const SplitLayout& layout, const std::vector<Te
   check_letterbox(lb);
   const ProtoView protos =
       protos_of(output_at(outputs, layout.prototypes, "prototypes"), layout.prototypes_nhwc);
-  const DecodeOptions d = decode_options_for(opt, layout.num_classes);
+  DecodeOptions d = decode_options_for(opt, layout.num_classes);
   const bool nhwc = layout.levels_nhwc;
+  if (layout.kind == SplitLayout::Kind::kScored) {
+    const View2D boxes =
+        view_of(output_at(outputs, layout.boxes, "boxes"), false, "the boxes output");
+    const Tensor& s = output_at(outputs, layout.scores, "scores");
+    const Tensor& c = output_at(outputs, layout.classes, "class ids");
+    if (s.shape.size() != 1 || c.shape.size() != 1 || s.shape[0] != boxes.rows ||
+        c.shape[0] != boxes.rows)
+      throw InvalidArgument("scores " + shape_str(s.shape) + " and class ids " +
+                            shape_str(c.shape) + " must hold one value per box (" +
+                            std::to_string(boxes.rows) + ")");
+    View2D scores;
+    scores.data = s.data;
+    scores.dtype = s.dtype;
+    scores.quant = s.quant;
+    scores.rows = s.shape[0];
+    scores.cols = 1;
+    scores.stride_row = strides_of(s, "the scores output")[0];
+    scores.stride_col = 1;
+    // Class ids in any dtype (some exports keep the argmax in float: rounded, as the index it is).
+    const int64_t cs = strides_of(c, "the class-ids output")[0];
+    std::vector<int32_t> classes(static_cast<size_t>(c.shape[0]));
+    for (int64_t i = 0; i < c.shape[0]; ++i) {
+      const float v = std::nearbyint(load(c.data, c.dtype, i * cs, c.quant));
+      classes[static_cast<size_t>(i)] =
+          v >= -2147483648.f && v < 2147483648.f ? static_cast<int32_t>(v) : -1;  // checked there
+    }
+    const View2D coeffs = view_of(output_at(outputs, layout.coeffs, "coefficients"), false,
+                                  "the coefficients output");
+    return finish_yolo(
+        decode_yolo_scored(boxes, scores, classes.data(), coeffs, layout.num_classes, d), protos,
+        lb, opt);
+  }
+  if (layout.kind == SplitLayout::Kind::kTwoWay) {
+    const View2D pred = view_of(output_at(outputs, layout.boxes, "boxes and scores"),
+                                layout.anchor_major, "the boxes-and-scores output");
+    const View2D coeffs = view_of(output_at(outputs, layout.coeffs, "coefficients"),
+                                  layout.anchor_major, "the coefficients output");
+    if (layout.boxes_normalized) {
+      d.box_scale_x = static_cast<float>(lb.dst_w);
+      d.box_scale_y = static_cast<float>(lb.dst_h);
+    }
+    return finish_yolo(decode_yolo(pred, layout.num_classes, d, &coeffs), protos, lb, opt);
+  }
   if (layout.kind == SplitLayout::Kind::kAnchors) {
     std::vector<AnchorLevel> levels;
     for (const auto& lv : layout.levels) {
@@ -592,6 +637,108 @@ Instances postprocess_solov2(const Solov2Layout& layout, const std::vector<Tenso
   out.scores = std::move(r.scores);
   out.classes = std::move(r.classes);
   out.masks = std::move(r.masks);
+  return out;
+}
+
+Instances postprocess_dets(const DetsLayout& layout, const std::vector<Tensor>& outputs,
+                           const Letterbox& lb, const PostprocessOptions& opt) {
+  check_letterbox(lb);
+  check_options(opt);
+  if (layout.num_classes < 1) throw InvalidArgument("the layout's num_classes must be >= 1");
+  if (!opt.class_allowed.empty() &&
+      static_cast<int64_t>(opt.class_allowed.size()) != layout.num_classes)
+    throw InvalidArgument("class filter must have one flag per class (" +
+                          std::to_string(layout.num_classes) + ")");
+  const bool mmdeploy = layout.scores < 0;
+  const View2D rows = view_of(output_at(outputs, layout.boxes, "boxes"), false, "the boxes output");
+  if (rows.cols != (mmdeploy ? 5 : 4))
+    throw InvalidArgument(std::string("the ") + (mmdeploy ? "dets output must be [K, 5]"
+                                                          : "boxes output must be [K, 4]"));
+  const Tensor& labels = output_at(outputs, layout.labels, "labels");
+  const Tensor* scores = mmdeploy ? nullptr : &output_at(outputs, layout.scores, "scores");
+  Tensor masks_t = output_at(outputs, layout.masks, "masks");
+  if (masks_t.shape.size() == 4 && masks_t.shape[1] == 1) {  // [K, 1, h, w]: drop the channel
+    const auto st = strides_of(masks_t, "the masks output");
+    masks_t.shape.erase(masks_t.shape.begin() + 1);
+    masks_t.strides = {st[0], st[2], st[3]};
+  }
+  if (masks_t.shape.size() != 3)
+    throw InvalidArgument(
+        "the masks output of one image must be [K, h, w] (or [K, 1, h, w]), got " +
+        shape_str(masks_t.shape));
+  const auto mst = strides_of(masks_t, "the masks output");
+  const int64_t k = rows.rows;
+  const int64_t nl = labels.shape.size() == 1 ? labels.shape[0] : -1;
+  const int64_t ns = scores == nullptr ? k : (scores->shape.size() == 1 ? scores->shape[0] : -1);
+  if (nl != k || ns != k || masks_t.shape[0] != k)
+    throw InvalidArgument(
+        "the outputs hold " + std::to_string(k) + " boxes, " + shape_str(labels.shape) + " labels" +
+        (scores ? ", " + shape_str(scores->shape) + " scores" : std::string()) + " and " +
+        std::to_string(masks_t.shape[0]) + " masks; they must hold the same number of detections");
+  if (labels.dtype == DType::kInt8 || labels.dtype == DType::kUInt8)
+    throw InvalidArgument("labels must be int64, int32 or float32");
+  const int64_t label_stride = strides_of(labels, "the labels output")[0];
+  const int64_t score_stride = scores ? strides_of(*scores, "the scores output")[0] : 0;
+  if (scores && scores->dtype != DType::kFloat32) throw InvalidArgument("scores must be float32");
+  if (rows.dtype != DType::kFloat32) throw InvalidArgument("boxes must be float32");
+
+  std::vector<int64_t> keep;
+  Instances out;
+  for (int64_t i = 0; i < k; ++i) {
+    const float score =
+        scores ? static_cast<const float*>(scores->data)[i * score_stride] : rows.at(i, 4);
+    if (!(score > opt.conf)) continue;  // MMDeploy's SDK drops rows with score <= score_thr
+    const float label = load(labels.data, labels.dtype, i * label_stride, labels.quant);
+    const auto cls = static_cast<int64_t>(label);
+    if (!(label >= 0.f && label < static_cast<float>(layout.num_classes)) ||
+        static_cast<float>(cls) != label) {
+      std::string shown = std::to_string(label);
+      if (std::isfinite(label) && std::floor(label) == label)
+        shown = std::to_string(std::llround(label));
+      throw InvalidArgument("labels holds class " + shown + ", outside the model's " +
+                            std::to_string(layout.num_classes) +
+                            " classes (pass the model's class names)");
+    }
+    if (static_cast<int64_t>(keep.size()) >= opt.max_det)
+      continue;  // every row checked all the same
+    if (!opt.class_allowed.empty() && opt.class_allowed[static_cast<size_t>(cls)] == 0) continue;
+    keep.push_back(i);
+    out.scores.push_back(score);
+    out.classes.push_back(static_cast<int32_t>(cls));
+    for (int64_t c = 0; c < 4; ++c) out.boxes.push_back(rows.at(i, c));
+  }
+  const auto n = static_cast<int64_t>(keep.size());
+  unletterbox_boxes(out.boxes.data(), n, lb);
+  MaskStackView stack;
+  stack.data = masks_t.data;
+  stack.dtype = masks_t.dtype;
+  stack.count = masks_t.shape[0];
+  stack.height = masks_t.shape[1];
+  stack.width = masks_t.shape[2];
+  stack.stride_n = mst[0];
+  stack.stride_y = mst[1];
+  stack.stride_x = mst[2];
+  PasteOptions po;
+  po.convention =
+      layout.torchvision_paste ? PasteConvention::kTorchvision : PasteConvention::kMMDet;
+  po.threshold = opt.mask_threshold;
+  po.inclusive = layout.inclusive;
+  po.soft = opt.soft_masks;
+  if (layout.roi_masks) {
+    out.masks = paste_roi_masks(stack, keep.data(), out.boxes.data(), n, lb.src_h, lb.src_w, po);
+    return out;
+  }
+  out.masks = crop_frame_masks(stack, keep.data(), out.boxes.data(), n, lb, po);
+  // Rows without a box (SOLOv2 writes zeros) take their mask's extent, as the core cropped them.
+  for (int64_t i = 0; i < n; ++i) {
+    float* b = &out.boxes[static_cast<size_t>(4 * i)];
+    if (b[2] > b[0] && b[3] > b[1]) continue;
+    const int32_t* r = &out.masks.rects[static_cast<size_t>(4 * i)];
+    b[0] = static_cast<float>(r[0]);
+    b[1] = static_cast<float>(r[1]);
+    b[2] = static_cast<float>(r[0] + r[2]);
+    b[3] = static_cast<float>(r[1] + r[3]);
+  }
   return out;
 }
 

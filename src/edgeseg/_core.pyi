@@ -491,19 +491,27 @@ class YoloLayout:
     def names(self) -> list[str]: ...
 
 class SplitLayout:
-    """A YOLO head split per stride for NPUs (``edgeseg::SplitLayout``): ``kind`` "dfl" (YOLOv8 / YOLO11: per level
-    ``boxes``, ``scores``, ``coeffs`` and optional ``score_sum`` output indices) or "anchors" (YOLOv5: ``boxes`` =
-    the predictions, ``coeffs``, ``anchors`` (w, h) pairs); every level also has its ``grid`` (h, w) and ``stride``."""
+    """A YOLO head split for NPUs (``edgeseg::SplitLayout``). ``kind`` "dfl" (YOLOv8 / YOLO11 per stride: each level
+    a dict of ``boxes``, ``scores``, ``coeffs`` and optional ``score_sum`` output indices, ``grid`` (h, w),
+    ``stride``), "anchors" (YOLOv5 per stride: ``boxes`` = the predictions, ``coeffs``, ``anchors`` (w, h) pairs),
+    "scored" (Qualcomm AI Hub: ``boxes``, ``scores``, ``classes``, ``coeffs`` per anchor) or "two_way" (EdgeFirst:
+    ``boxes`` = [4 + classes, N], ``coeffs``; ``anchor_major``, ``boxes_normalized``)."""
 
     def __init__(
         self,
         *,
         kind: str,
         num_classes: int,
-        levels: Sequence[Mapping[str, Any]],
-        levels_nhwc: bool,
+        levels: Sequence[Mapping[str, Any]] = (),
+        levels_nhwc: bool = False,
         prototypes: int,
         prototypes_nhwc: bool,
+        boxes: int | None = None,
+        scores: int | None = None,
+        classes: int | None = None,
+        coeffs: int | None = None,
+        anchor_major: bool = False,
+        boxes_normalized: bool = False,
     ) -> None: ...
     @property
     def kind(self) -> str: ...
@@ -644,6 +652,48 @@ def postprocess_solov2(
 ) -> Instances:
     """The whole postprocess of one image of a SOLOv2 export (``nms`` "matrix", the reference, or "mask", "fast",
     "box")."""
+
+class DetsLayout:
+    """Which output of an end-to-end dets / labels / masks export is which (``edgeseg::DetsLayout``): MMDeploy's
+    ``dets`` [K, 5] (``scores`` None) or torchvision's ``boxes`` [K, 4] + ``scores``; ``labels``; ``masks``
+    box-relative (``roi_masks``, pasted by ``convention`` "mmdet" or "torchvision") or full frame."""
+
+    def __init__(
+        self,
+        *,
+        boxes: int,
+        scores: int | None,
+        labels: int,
+        masks: int,
+        roi_masks: bool,
+        convention: str,
+        inclusive: bool,
+        num_classes: int,
+    ) -> None: ...
+    @property
+    def boxes(self) -> int: ...
+    @property
+    def scores(self) -> int: ...
+    @property
+    def labels(self) -> int: ...
+    @property
+    def masks(self) -> int: ...
+    @property
+    def roi_masks(self) -> bool: ...
+    @property
+    def inclusive(self) -> bool: ...
+    @property
+    def num_classes(self) -> int: ...
+
+def postprocess_dets(
+    layout: DetsLayout,
+    outputs: Sequence[npt.ArrayLike],
+    quants: Sequence[_Quant | None],
+    letterbox: Letterbox,
+    options: Any,
+) -> Instances:
+    """The whole postprocess of one image of an end-to-end export (labels int64, int32 or float; NMS ran in the
+    graph): rows above conf, class filter, max_det, boxes to source pixels, masks pasted or cropped."""
 
 def postprocess_yolo_split(
     layout: SplitLayout,

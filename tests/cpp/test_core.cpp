@@ -303,6 +303,72 @@ void test_postprocess_solov2() {
                        "have G = 4 rows"));
 }
 
+// An MMDeploy end-to-end export: two rows (the second below conf), int64 labels, 28 x 28 RoI
+// masks at 0.9 everywhere; the image is the input (no letterbox): one instance, its box filled.
+void test_postprocess_dets() {
+  const std::vector<float> dets = {2, 2, 10, 10, 0.9f, 0, 0, 4, 4, 0.01f};
+  const std::vector<int64_t> labels = {3, 1};
+  const std::vector<float> masks(2 * 28 * 28, 0.9f);
+  std::vector<edgeseg::Tensor> outputs(3);
+  outputs[0] = {dets.data(), edgeseg::DType::kFloat32, {2, 5}, {}, {}};
+  outputs[1] = {labels.data(), edgeseg::DType::kInt64, {2}, {}, {}};
+  outputs[2] = {masks.data(), edgeseg::DType::kFloat32, {2, 28, 28}, {}, {}};
+  edgeseg::DetsLayout layout;
+  layout.num_classes = 4;
+  const auto lb = edgeseg::make_letterbox(16, 16, 16, 16, edgeseg::Resize::kKeepRatio);
+  edgeseg::PostprocessOptions opt;
+  opt.conf = 0.05f;
+  const auto r = edgeseg::postprocess_dets(layout, outputs, lb, opt);
+  CHECK(r.size() == 1 && r.classes[0] == 3 && (r.boxes == std::vector<float>{2, 2, 10, 10}));
+  CHECK(r.masks.areas[0] == 64);
+  layout.num_classes = 3;  // label 3 is outside
+  CHECK(throws_invalid([&] { edgeseg::postprocess_dets(layout, outputs, lb, opt); },
+                       "labels holds class 3, outside the model's 3 classes"));
+  // An int64 tensor is a label tensor only: no decoder reads one.
+  edgeseg::View2D v;
+  v.data = labels.data();
+  v.dtype = edgeseg::DType::kInt64;
+  v.rows = 1;
+  v.cols = 2;
+  v.stride_row = 2;
+  v.stride_col = 1;
+  CHECK(throws_invalid([&] { edgeseg::decode_yolo(v, 1, edgeseg::DecodeOptions{}); }, "int64"));
+}
+
+// Qualcomm AI Hub's per-anchor tensors (uint8 class ids with identity quantization, float scores)
+// and EdgeFirst's two-way split, anchor-major with normalized boxes: the same one instance.
+void test_postprocess_scored_and_two_way() {
+  const std::vector<float> protos(16, 1.f);
+  const std::vector<float> boxes = {8, 0, 16, 8, 0, 0, 2, 2}, scores = {0.7f, 0.1f},
+                           coeffs = {4, 3};
+  const std::vector<uint8_t> classes = {0, 0};
+  std::vector<edgeseg::Tensor> outputs(5);
+  outputs[0] = {protos.data(), edgeseg::DType::kFloat32, {1, 4, 4}, {}, {}};
+  outputs[1] = {boxes.data(), edgeseg::DType::kFloat32, {2, 4}, {}, {}};
+  outputs[2] = {scores.data(), edgeseg::DType::kFloat32, {2}, {}, {}};
+  outputs[3] = {classes.data(), edgeseg::DType::kUInt8, {2}, {}, {1.f, 0}};
+  outputs[4] = {coeffs.data(), edgeseg::DType::kFloat32, {2, 1}, {}, {}};
+  edgeseg::SplitLayout layout;
+  layout.kind = edgeseg::SplitLayout::Kind::kScored;
+  layout.num_classes = 1;
+  layout.prototypes = 0;
+  layout.boxes = 1;
+  layout.scores = 2;
+  layout.classes = 3;
+  layout.coeffs = 4;
+  const auto lb = edgeseg::make_letterbox(8, 16, 16, 16);
+  auto r = edgeseg::postprocess_yolo_split(layout, outputs, lb, {});
+  CHECK(r.size() == 1 && (r.boxes == std::vector<float>{8, 0, 16, 4}) && r.masks.areas[0] == 32);
+  // EdgeFirst: [N, 4 + classes] anchor-major, boxes cx cy w h in 0..1 of the 16 x 16 input.
+  const std::vector<float> pred = {0.75f, 0.25f, 0.5f, 0.5f, 0.7f, 0.1f, 0.1f, 0.1f, 0.1f, 0.1f};
+  outputs[1] = {pred.data(), edgeseg::DType::kFloat32, {2, 5}, {}, {}};
+  layout.kind = edgeseg::SplitLayout::Kind::kTwoWay;
+  layout.anchor_major = true;
+  layout.boxes_normalized = true;
+  r = edgeseg::postprocess_yolo_split(layout, outputs, lb, {});
+  CHECK(r.size() == 1 && (r.boxes == std::vector<float>{8, 0, 16, 4}) && r.masks.areas[0] == 32);
+}
+
 void test_yolo_layout() {
   const edgeseg::Metadata meta = {{"names", "{0: 'person', 1: 'bicycle'}"}, {"stride", "32"}};
   auto l = edgeseg::yolo_layout({{1, 38, 8400}, {1, 32, 160, 160}}, {1, 3, 640, 640}, meta);
@@ -343,6 +409,8 @@ int main() {
   test_postprocess_yolact();
   test_postprocess_rtmdet();
   test_postprocess_solov2();
+  test_postprocess_dets();
+  test_postprocess_scored_and_two_way();
   test_yolo_layout();
   if (failures) {
     std::fprintf(stderr, "%d check(s) failed\n", failures);

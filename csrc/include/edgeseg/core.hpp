@@ -19,7 +19,9 @@ struct InvalidArgument : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-enum class DType : uint8_t { kFloat32, kInt8, kUInt8 };
+// Element types. kInt32 / kInt64 are index tensors (class labels of end-to-end exports): only
+// postprocess_dets reads them; every decoder and mask assembler refuses them.
+enum class DType : uint8_t { kFloat32, kInt8, kUInt8, kInt32, kInt64 };
 
 // Affine quantization of a tensor: real = (q - zero_point) * scale. Identity for float tensors.
 // Entry points require zero_point within the data type's range (so q - zero_point cannot overflow
@@ -45,6 +47,10 @@ inline float load(const void* data, DType dtype, int64_t i, const Quant& q) {
       return real(static_cast<const int8_t*>(data)[i], q);
     case DType::kUInt8:
       return real(static_cast<const uint8_t*>(data)[i], q);
+    case DType::kInt32:
+      return static_cast<float>(static_cast<const int32_t*>(data)[i]);
+    case DType::kInt64:
+      return static_cast<float>(static_cast<const int64_t*>(data)[i]);
     default:
       return static_cast<const float*>(data)[i];
   }

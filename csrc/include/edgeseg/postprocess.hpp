@@ -2,8 +2,9 @@
 // image and its letterbox to instances in source pixels with box-cropped bit-packed masks, for
 // the Ultralytics YOLO family (raw head, end-to-end head, YOLOv5 / YOLOv7 anchors), its NPU
 // split heads (Rockchip RKNN, Hailo: one tensor per stride and role, each with its own
-// quantization), YOLACT, RTMDet-Ins and SOLOv2. The Python heads call the same functions, so C++
-// and Python users get the same instances.
+// quantization), YOLACT, RTMDet-Ins, SOLOv2 and end-to-end dets / labels / masks exports (Mask
+// R-CNN, MMDeploy, torchvision). The Python heads call the same functions, so C++ and Python users
+// get the same instances.
 //
 // The layout (which output is which, NHWC or NCHW prototypes, normalized boxes) is a plain
 // struct: fill it, or get it from the model's output shapes and metadata with yolo_layout().
@@ -106,13 +107,16 @@ std::vector<std::string> parse_names(const std::string& value);
 Instances postprocess_yolo(const YoloLayout& layout, const std::vector<Tensor>& outputs,
                            const Letterbox& lb, const PostprocessOptions& opt);
 
-// A YOLO head split per stride for NPUs (split.hpp), as Rockchip's rknn_model_zoo and Hailo's
-// model zoo export it. Each level names its outputs by index; every per-level tensor of one image
-// is [C, H, W] (NCHW) or [H, W, C] (levels_nhwc), each in its own dtype and quantization.
+// A YOLO head split for NPUs (split.hpp): per stride as Rockchip's rknn_model_zoo and Hailo's
+// model zoo export it (each level names its outputs by index; every per-level tensor of one image
+// is [C, H, W] (NCHW) or [H, W, C] (levels_nhwc)), or per anchor as Qualcomm AI Hub and EdgeFirst
+// export it; each tensor in its own dtype and quantization.
 struct SplitLayout {
   enum class Kind : uint8_t {
     kDfl,      // YOLOv8 / YOLO11: DFL box logits, class probabilities, coefficients, score sum
     kAnchors,  // YOLOv5-seg: per-anchor predictions (x y w h obj classes) and coefficients
+    kScored,   // Qualcomm AI Hub: boxes [N, 4] x1y1x2y2, scores [N], class ids [N], coeffs [N, K]
+    kTwoWay,   // EdgeFirst: [4 + classes, N] (cx cy w h, scores) and coefficients [K, N]
   };
   struct Level {
     int64_t boxes = -1;      // kDfl: 4 x bins box logits; kAnchors: the predictions
@@ -129,10 +133,14 @@ struct SplitLayout {
   bool levels_nhwc = false;
   int64_t prototypes = -1;  // index of the prototypes output
   bool prototypes_nhwc = false;
+  // kScored and kTwoWay: per-anchor outputs (no levels); class ids int32, int64 or float.
+  int64_t boxes = -1, scores = -1, classes = -1, coeffs = -1;
+  bool anchor_major = false;      // kTwoWay: [N, features] instead of [features, N]
+  bool boxes_normalized = false;  // kTwoWay: boxes in 0..1 of the input
 };
 
-// The whole postprocess of one image of a split head: decode_yolo_split / decode_yolov5_split,
-// then finish_yolo.
+// The whole postprocess of one image of a split head: decode_yolo_split, decode_yolov5_split,
+// decode_yolo_scored or decode_yolo with separate coefficients, then finish_yolo.
 Instances postprocess_yolo_split(const SplitLayout& layout, const std::vector<Tensor>& outputs,
                                  const Letterbox& lb, const PostprocessOptions& opt);
 
@@ -196,6 +204,28 @@ struct Solov2Layout {
 // reference, or kMask, kFast, kBox by mask IoU / mask boxes).
 Instances postprocess_solov2(const Solov2Layout& layout, const std::vector<Tensor>& outputs,
                              const Letterbox& lb, const PostprocessOptions& opt);
+
+// Which output of an end-to-end dets / labels / masks export is which (family "dets"). Tensors of
+// one image: MMDeploy's `dets` [K, 5] (x1 y1 x2 y2 score, input pixels) or torchvision's `boxes`
+// [K, 4] with `scores` [K]; `labels` [K] (int64, int32 or float); `masks` [K, M, M] box-relative
+// probabilities (RoI, pasted) or [K, H, W] at the input size (full frame, cropped), [K, 1, ...]
+// accepted, float32 probabilities or uint8 binary masks.
+struct DetsLayout {
+  int64_t boxes = 0;
+  int64_t scores = -1;  // -1: the score is the fifth column of `boxes` (MMDeploy)
+  int64_t labels = 1, masks = 2;
+  bool roi_masks = true;           // box-relative masks pasted into their boxes, else full frame
+  bool torchvision_paste = false;  // RoI paste as torchvision (else MMDetection / MMDeploy)
+  bool inclusive = true;           // full frame: a probability equal to the threshold is in
+  int64_t num_classes = 0;
+};
+
+// The whole postprocess of one image of an end-to-end export: rows with score > opt.conf (as
+// MMDeploy's SDK), the class filter, at most opt.max_det, boxes to source pixels, masks pasted or
+// cropped at source resolution (threshold opt.mask_threshold); full-frame rows without a box
+// (SOLOv2 writes zeros) take their mask's extent. NMS ran in the graph: opt.nms does not apply.
+Instances postprocess_dets(const DetsLayout& layout, const std::vector<Tensor>& outputs,
+                           const Letterbox& lb, const PostprocessOptions& opt);
 
 // The decode settings for a suppression: box NMS runs inside the decoder (Ultralytics' exact
 // pipeline); any other kind takes every candidate above conf, best first (IoU 1 suppresses

@@ -28,11 +28,10 @@ import numpy as np
 from .. import _core
 from .._core import Letterbox
 from ..errors import ModelError
-from ..masks import InstanceMasks
 from ..mmdeploy import MMDeployInfo, mmdeploy_info
 from ..runtimes.base import TensorInfo
 from ..spec import Defaults, Layout, LoadContext, ModelSpec, Preprocess
-from .base import Head, Instances, PostprocessOptions
+from .base import Head, Instances, PostprocessOptions, instances_of
 
 LAYOUTS = """End-to-end dets / labels / masks exports (family "dets"):
   dets_mmdeploy_roi:       MMDeploy end2end Mask R-CNN: dets [B, K, 5] (x1, y1, x2, y2, score; input pixels),
@@ -101,11 +100,24 @@ class DetsLayout:
 
 
 class DetsHead:
-    """Decodes one image of an end-to-end export: filter rows, unletterbox boxes, masks in the core."""
+    """Decodes one image of an end-to-end export in the core (``_core.postprocess_dets``, the call C++ users make):
+    filter rows, unletterbox boxes, paste or crop masks."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self.layout: DetsLayout = spec.layout
+        lay = self.layout
+        self.core_layout = _core.DetsLayout(
+            boxes=lay.boxes_output,
+            scores=lay.scores_output,
+            labels=lay.labels_output,
+            masks=lay.masks_output,
+            roi_masks=lay.masks_kind == "roi",
+            convention=lay.convention,
+            inclusive=lay.inclusive,
+            num_classes=spec.num_classes,
+        )
+        """The layout as the C++ API takes it (``edgeseg::DetsLayout``)."""
 
     def _rows(self, outputs: list[np.ndarray], index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(boxes [K, 4], scores [K], labels [K], masks [K, h, w]) of image ``index``, as views."""
@@ -120,50 +132,20 @@ class DetsHead:
 
     def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
         lay = self.layout
-        boxes, scores, labels, masks = self._rows(outputs, index)
-        k = len(scores)
-        if not (len(boxes) == len(labels) == len(masks) == k):
-            names = [self.spec.outputs[i].name for i in (lay.boxes_output, lay.labels_output, lay.masks_output)]
-            raise ModelError(
-                f"{self.spec.path}: outputs {', '.join(names)} hold {len(boxes)}, {len(labels)} and {len(masks)} "
-                "detections; they must hold the same number"
+        if lay.scores_output is None:  # MMDeploy: batched
+            image_outputs = [o[index] for o in outputs]
+        elif index != 0:
+            raise ValueError(f"a torchvision-style export holds one image per run, got image index {index}")
+        else:  # torchvision: one image per run, no batch dimension
+            image_outputs = list(outputs)
+        try:
+            found = _core.postprocess_dets(self.core_layout, image_outputs, [None] * len(outputs), lb, options)
+        except ValueError as e:  # options were checked by Model.options: the outputs are what does not fit
+            names = ", ".join(
+                self.spec.outputs[i].name for i in (lay.boxes_output, lay.labels_output, lay.masks_output)
             )
-        # MMDeploy's SDK drops rows with score <= score_thr (its Python wrapper those <= 0).
-        keep = np.flatnonzero(scores > options.conf)
-        classes = labels[keep].astype(np.int64, copy=False)
-        nc = self.spec.num_classes
-        if len(classes) and (classes.min() < 0 or classes.max() >= nc):
-            bad = int(classes.min() if classes.min() < 0 else classes.max())
-            raise ModelError(
-                f"{self.spec.path}: output {self.spec.outputs[lay.labels_output].name} holds class {bad}, "
-                f"outside the model's {nc} classes (pass names= with the model's classes)"
-            )
-        if options.class_allowed is not None:
-            allowed = options.class_allowed[classes].astype(bool)
-            keep, classes = keep[allowed], classes[allowed]
-        keep, classes = keep[: options.max_det], classes[: options.max_det]
-        src = np.ascontiguousarray(boxes[keep], dtype=np.float32)
-        out_boxes = _core.unletterbox_boxes(src, lb)
-        image_hw = (lb.src_h, lb.src_w)
-        if lay.masks_kind == "roi":
-            ms = _core.paste_roi_masks(
-                masks, keep, out_boxes, image_hw, lay.convention, options.mask_threshold, options.soft_masks
-            )
-        else:
-            ms = _core.crop_frame_masks(
-                masks, keep, out_boxes, lb, options.mask_threshold, lay.inclusive, options.soft_masks
-            )
-            # Rows without a box (SOLOv2 writes zeros) take their mask's extent, as the core cropped them.
-            empty = ~((out_boxes[:, 2] > out_boxes[:, 0]) & (out_boxes[:, 3] > out_boxes[:, 1]))
-            if empty.any():
-                r = ms.rects[empty].astype(np.float32)
-                out_boxes[empty] = np.stack([r[:, 0], r[:, 1], r[:, 0] + r[:, 2], r[:, 1] + r[:, 3]], axis=1)
-        return Instances(
-            out_boxes,
-            np.ascontiguousarray(scores[keep], dtype=np.float32),
-            classes.astype(np.int32),
-            InstanceMasks(ms.rects, ms.offsets, ms.bits, image_hw, ms.probs, ms.areas),
-        )
+            raise ModelError(f"{self.spec.path}: {e} (outputs {names})") from e
+        return instances_of(found, lb)
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest score among the graph's detections of image ``index`` (a health signal)."""

@@ -134,9 +134,9 @@ class SplitLayout:
         return lines, roles
 
 
-class _PerStrideHead(YoloSegBase):
-    """Heads with tensors per stride, decoded by the core's whole postprocess (``_core.postprocess_yolo_split``,
-    the call C++ users make with the same ``SplitLayout``)."""
+class _SplitHead(YoloSegBase):
+    """Every split head, decoded by the core's whole postprocess (``_core.postprocess_yolo_split``, the call C++
+    users make with the same ``SplitLayout``)."""
 
     _kind: str  # the core's SplitLayout kind
 
@@ -151,6 +151,12 @@ class _PerStrideHead(YoloSegBase):
             levels_nhwc=lay.levels_nhwc,
             prototypes=lay.prototypes_output,
             prototypes_nhwc=lay.prototypes_nhwc,
+            boxes=lay.boxes_output,  # -1: none, as in the core
+            scores=lay.scores_output,
+            classes=lay.classes_output,
+            coeffs=lay.coeffs_output,
+            anchor_major=lay.anchor_major,
+            boxes_normalized=lay.boxes_normalized,
         )
         """The layout as the C++ API takes it (``edgeseg::SplitLayout``)."""
 
@@ -159,16 +165,20 @@ class _PerStrideHead(YoloSegBase):
         level = {"boxes": lv.boxes, "scores": lv.scores, "coeffs": lv.coeffs, "score_sum": lv.score_sum}
         return {**level, "grid": lv.grid, "stride": float(lv.stride)}
 
+    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
+        found = _core.postprocess_yolo_split(self.core_layout, [o[index] for o in outputs], self._quants, lb, options)
+        return instances_of(found, lb)
+
+
+class _PerStrideHead(_SplitHead):
+    """Heads with tensors per stride."""
+
     def _view(self, outputs: list[np.ndarray], i: int, index: int) -> np.ndarray:
         """Output ``i`` of image ``index`` as a channels x cells view (no copy for contiguous outputs)."""
         t = outputs[i][index]
         if self.layout.levels_nhwc:
             return t.reshape(-1, t.shape[-1]).T
         return t.reshape(t.shape[0], -1)
-
-    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        found = _core.postprocess_yolo_split(self.core_layout, [o[index] for o in outputs], self._quants, lb, options)
-        return instances_of(found, lb)
 
 
 class LevelsHead(_PerStrideHead):
@@ -206,30 +216,16 @@ class Yolov5LevelsHead(_PerStrideHead):
         return best
 
 
-class ScoredHead(YoloSegBase):
+class ScoredHead(_SplitHead):
     """Boxes, best-class scores and class ids per anchor (Qualcomm AI Hub)."""
 
-    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        lay, info = self.layout, self.spec.outputs
-        class_ids = np.asarray(outputs[lay.classes_output][index])
-        if class_ids.dtype.kind == "f":  # some exports keep the argmax in float
-            class_ids = np.rint(class_ids)
-        class_ids = class_ids.astype(np.int32, copy=False)
+    _kind = "scored"
 
-        def decode(iou: float, max_det: int) -> _core.Detections:
-            return _core.decode_yolo_scored(
-                outputs[lay.boxes_output][index],
-                outputs[lay.scores_output][index],
-                class_ids,
-                outputs[lay.coeffs_output][index],
-                self.spec.num_classes, options.conf, iou, max_det, options.pre_nms_topk, options.agnostic,
-                options.class_allowed,
-                boxes_quant=info[lay.boxes_output].quant,
-                scores_quant=info[lay.scores_output].quant,
-                coefficients_quant=info[lay.coeffs_output].quant,
-            )  # fmt: skip
-
-        return self._suppressed(outputs, index, lb, options, decode)
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        i = self.layout.classes_output
+        if self._quants[i] is None and spec.outputs[i].dtype in (np.int8, np.uint8):
+            self._quants[i] = (1.0, 0)  # 8-bit class ids are the ids themselves
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest score of image ``index`` (a health signal)."""
@@ -237,24 +233,10 @@ class ScoredHead(YoloSegBase):
         return float(self.spec.outputs[self.layout.scores_output].dequantize(scores.max(keepdims=True)).max())
 
 
-class TwoWayHead(YoloSegBase):
+class TwoWayHead(_SplitHead):
     """Boxes and class scores in one tensor, coefficients in another (EdgeFirst)."""
 
-    def __call__(self, outputs: list[np.ndarray], index: int, lb: Letterbox, options: PostprocessOptions) -> Instances:
-        lay, info = self.layout, self.spec.outputs
-        pred, coeffs = outputs[lay.boxes_output][index], outputs[lay.coeffs_output][index]
-        if lay.anchor_major:
-            pred, coeffs = pred.T, coeffs.T
-        box_scale = (float(lb.dst_w), float(lb.dst_h)) if lay.boxes_normalized else (1.0, 1.0)
-
-        def decode(iou: float, max_det: int) -> _core.Detections:
-            return _core.decode_yolo(
-                pred, self.spec.num_classes, options.conf, iou, max_det, options.pre_nms_topk, options.agnostic,
-                options.class_allowed, quant=info[lay.boxes_output].quant, coefficients=coeffs,
-                coefficients_quant=info[lay.coeffs_output].quant, box_scale=box_scale,
-            )  # fmt: skip
-
-        return self._suppressed(outputs, index, lb, options, decode)
+    _kind = "two_way"
 
     def max_class_score(self, outputs: list[np.ndarray], index: int) -> float:
         """Highest class score of image ``index`` (a health signal)."""
