@@ -32,7 +32,8 @@ def test_stub_and_module_name_the_same_functions_and_classes() -> None:
     stub = stub_names()
     runtime = {n for n in dir(_core) if not n.startswith("_")}
     assert set(stub) == runtime
-    for cls in ("Letterbox", "Tracker", "YoloLayout", "SplitLayout", "YolactLayout", "RtmdetLayout", "Solov2Layout", "DetsLayout"):
+    layouts = ("YoloLayout", "SplitLayout", "YolactLayout", "RtmdetLayout", "Solov2Layout", "DetsLayout")
+    for cls in ("Letterbox", "Tracker", *layouts):
         public = {n for n in dir(getattr(_core, cls)) if not n.startswith("_")}
         assert stub[cls] - {"__init__"} == public, cls
 

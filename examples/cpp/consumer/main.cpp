@@ -1,6 +1,5 @@
 // The smallest program on the installed core: decode a raw YOLO-seg head of 3 anchors and print
-// the detections. The full end-to-end C++ example (ONNX Runtime -> edgeseg) is issue 13's next
-// step.
+// the detections. examples/cpp/segment runs a model end to end (ONNX Runtime -> postprocess_yolo).
 #include <cstdio>
 #include <vector>
 

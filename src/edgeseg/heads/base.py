@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,6 +47,10 @@ def instances_of(found: _core.Instances, lb: Letterbox) -> Instances:
 
 class Head(Protocol):
     """Decodes one image of a batch from raw outputs."""
+
+    core_layout: Any
+    """The layout as the C++ API takes it (``_core.YoloLayout``, ``SplitLayout``, ``YolactLayout``, ``DetsLayout``,
+    ``RtmdetLayout`` or ``Solov2Layout``): the struct a C++ user fills for the same model's one-call postprocess."""
 
     def __call__(
         self, outputs: list[np.ndarray], index: int, letterbox: Letterbox, options: PostprocessOptions

@@ -13,7 +13,6 @@ rounds them before cropping the masks), and instances whose mask is empty are dr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,37 +80,6 @@ class YoloLayout:
         if self.objectness:
             lines.append("objectness:  yes (score = objectness x class probability, as YOLOv5)")
         return lines, {self.detections_output: "detections", self.prototypes_output: "prototypes"}
-
-
-class YoloSegBase:
-    """What every YOLO-seg head shares after its own decoding: the core's ``finish_yolo`` (the suppression
-    ``options.nms`` names, masks from the prototypes, unletterboxing; the same code C++ users call).
-    Subclasses give ``layout.prototypes_output`` / ``prototypes_nhwc`` and decode."""
-
-    def __init__(self, spec: ModelSpec) -> None:
-        self.spec = spec
-        self.layout = spec.layout
-        protos = spec.outputs[self.layout.prototypes_output]
-        self._proto_quant = protos.quant
-
-    def _prototypes(self, outputs: list[np.ndarray], index: int) -> np.ndarray:
-        protos = outputs[self.layout.prototypes_output][index]
-        return protos.transpose(2, 0, 1) if self.layout.prototypes_nhwc else protos  # a view: strides do the rest
-
-    def _suppressed(
-        self,
-        outputs: list[np.ndarray],
-        index: int,
-        lb: Letterbox,
-        options: PostprocessOptions,
-        decode: Callable[[float, int], _core.Detections],
-    ) -> Instances:
-        """Instances from ``decode(iou, max_det)``: with box NMS the decoder's own (Ultralytics' exact pipeline),
-        else every candidate best first (IoU 1 suppresses nothing) for the core to suppress as ``options.nms`` says."""
-        box = options.nms == "box"
-        decoded = decode(options.iou, options.max_det) if box else decode(1.0, options.pre_nms_topk)
-        found = _core.finish_yolo(decoded, self._prototypes(outputs, index), self._proto_quant, lb, options)
-        return instances_of(found, lb)
 
 
 # The core's name of each head of this family.

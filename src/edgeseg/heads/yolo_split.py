@@ -30,7 +30,7 @@ from .._core import Letterbox
 from ..errors import ModelError
 from ..spec import MAX_CLASSES, Layout, LoadContext, ModelSpec, literal, names_from_metadata
 from .base import Head, Instances, PostprocessOptions, instances_of
-from .yolo import YOLOV5_DEFAULTS, YoloSegBase, probe_boxes_normalized
+from .yolo import YOLOV5_DEFAULTS, probe_boxes_normalized
 
 LAYOUTS = """YOLOv8 / YOLO11 segmentation heads split for NPUs (family "yolo_split"):
   yolo_levels:  per stride: box distribution logits [B, 4 x bins, H, W], class probabilities [B, classes, H, W],
@@ -134,15 +134,15 @@ class SplitLayout:
         return lines, roles
 
 
-class _SplitHead(YoloSegBase):
+class _SplitHead:
     """Every split head, decoded by the core's whole postprocess (``_core.postprocess_yolo_split``, the call C++
     users make with the same ``SplitLayout``)."""
 
     _kind: str  # the core's SplitLayout kind
 
     def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        lay = self.layout
+        self.spec = spec
+        self.layout = lay = spec.layout
         self._quants = [o.quant for o in spec.outputs]
         self.core_layout = _core.SplitLayout(
             kind=self._kind,
