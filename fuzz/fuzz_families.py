@@ -2,7 +2,9 @@
 """Fuzz the model families' core functions: the NMS variants, mask pasting/cropping, dynamic masks, SOLOv2.
 
 Each input picks one of ``fast_nms``, ``matrix_nms``, ``mask_matrix_nms``, ``mask_nms``,
-``pairwise_mask_iou``, ``paste_roi_masks``, ``crop_frame_masks``, ``dynamic_masks`` and ``decode_solov2``
+``pairwise_mask_iou``, ``paste_roi_masks``, ``crop_frame_masks``, ``dynamic_masks``, ``decode_solov2``, the split
+decoders, and the whole-postprocess entries ``postprocess_yolo`` and ``postprocess_dets`` (fuzzed layouts, output
+shapes, dtypes and memory layouts) and the layout parser ``yolo_layout``,
 and builds its arguments with fuzzlib: mostly small well-formed values (so that the deep paths run),
 sometimes wrong dtypes, shapes, layouts, NaN/inf and huge or negative sizes. A call must raise
 ValueError or return a well-formed result: NMS keep indices int64, unique and in range, at most
@@ -44,6 +46,9 @@ FUNCTIONS = (
     "decode_yolo_split",
     "decode_yolov5_split",
     "decode_yolo_scored",
+    "postprocess_yolo",
+    "postprocess_dets",
+    "yolo_layout",
 )
 KERNELS = ("gaussian", "linear")
 
@@ -490,6 +495,118 @@ def fuzz_decode_yolo_scored(fdp: atheris.FuzzedDataProvider) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Checks (not instrumented: numpy comparisons here are fine)
 # ---------------------------------------------------------------------------------------------------
+
+
+class _Options:
+    """PostprocessOptions' attributes, fuzzed (the binding reads them by name)."""
+
+    def __init__(self, fdp: atheris.FuzzedDataProvider, nc: int) -> None:
+        self.conf = fuzz_threshold(fdp)
+        self.iou = fuzz_threshold(fdp)
+        self.max_det = fuzzlib.fuzz_int(fdp, -2, 400)
+        self.pre_nms_topk = fuzzlib.fuzz_int(fdp, -2, 30000)
+        self.agnostic = fdp.ConsumeBool()
+        self.class_allowed = None if fdp.ConsumeBool() else fuzzlib.fuzz_array(fdp, (np.uint8,), (nc,))
+        self.soft_masks = fdp.ConsumeBool()
+        self.nms = fuzzlib.pick(fdp, ("box", "fast", "matrix", "mask", "soft"))
+        self.mask_threshold = fuzz_threshold(fdp)
+
+
+def check_instances(out: Any, image_hw: tuple[int, int], nc: int, max_det: int, soft: bool) -> None:
+    """Instances: consistent shapes, classes in range, at most max_det, a well-formed MaskSet of one mask each."""
+    assert isinstance(out, tuple) and len(out) == 4
+    boxes, scores, class_ids, masks = out
+    k = len(scores)
+    fuzzcheck.check_array(boxes, np.float32, (k, 4))
+    fuzzcheck.check_array(scores, np.float32, (k,))
+    fuzzcheck.check_array(class_ids, np.int32, (k,))
+    assert k <= max(max_det, 0), (k, max_det)
+    assert k == 0 or (class_ids.min() >= 0 and class_ids.max() < nc), class_ids.tolist()
+    assert len(masks.rects) == k, "one mask per instance"
+    check_maskset(tuple(masks), len(masks.keep) and int(masks.keep.max()) + 1, image_hw, soft, keep_all=False,
+                  finite_inputs=False)  # fmt: skip
+
+
+def fuzz_postprocess_yolo(fdp: atheris.FuzzedDataProvider) -> None:
+    nc, nm = fdp.ConsumeIntInRange(1, 4), fdp.ConsumeIntInRange(1, 4)
+    anchors = fdp.ConsumeIntInRange(0, 40)
+    head = fuzzlib.pick(fdp, ("raw", "e2e", "objectness", "raw"))
+    features = {"raw": 4 + nc + nm, "e2e": 6 + nm, "objectness": 5 + nc + nm}[head]
+    if fuzzlib.rarely(fdp, 8):
+        features += fdp.ConsumeIntInRange(-3, 3)
+    anchor_major = head != "raw" or fdp.ConsumeBool()
+    dtype = fuzzlib.pick(fdp, (np.float32, np.float32, np.int8, np.uint8))
+    pred = fuzzlib.fuzz_array(
+        fdp, (dtype,), (anchors, max(features, 0)) if anchor_major else (max(features, 0), anchors)
+    )
+    if isinstance(pred, np.ndarray) and pred.dtype == np.float32 and fdp.ConsumeBool():
+        rng = np.random.default_rng(fdp.ConsumeIntInRange(0, 2**32 - 1))
+        pred = (rng.random(pred.shape) * (32 if fdp.ConsumeBool() else 1)).astype(np.float32)
+    side = fuzzlib.pick(fdp, (8, 4, 2, 3))
+    nhwc = fdp.ConsumeBool()
+    protos = fuzzlib.fuzz_array(fdp, (np.float32, np.int8), (side, side, nm) if nhwc else (nm, side, side))
+    quants = [fuzzlib.fuzz_quant(fdp, getattr(a, "dtype", np.float32)) for a in (pred, protos)]
+    layout = fuzzlib.value_error_or(
+        lambda: _core.YoloLayout(
+            head=head,
+            num_classes=nc,
+            num_coeffs=nm,
+            detections=0,
+            anchor_major=anchor_major,
+            prototypes=1,
+            prototypes_nhwc=nhwc,
+            boxes_normalized=fdp.ConsumeBool(),
+        )
+    )
+    lb = fuzz_letterbox(fdp, (32, 32), keep_ratio=False)
+    options = _Options(fdp, nc)
+    if layout is None:
+        return
+    out = fuzzlib.value_error_or(lambda: _core.postprocess_yolo(layout, [pred, protos], quants, lb, options))
+    if out is not None:
+        check_instances(out, (lb.src_h, lb.src_w), nc, options.max_det, options.soft_masks)
+
+
+def fuzz_postprocess_dets(fdp: atheris.FuzzedDataProvider) -> None:
+    k, nc = fdp.ConsumeIntInRange(0, 8), fdp.ConsumeIntInRange(1, 5)
+    torchvision = fdp.ConsumeBool()
+    roi = fdp.ConsumeBool()
+    boxes = fuzz_boxes(fdp, k, 32, 32)
+    if not torchvision and isinstance(boxes, np.ndarray) and boxes.ndim == 2 and boxes.dtype == np.float32:
+        rng = np.random.default_rng(fdp.ConsumeIntInRange(0, 2**32 - 1))
+        column = (np.round(rng.random((boxes.shape[0], 1)) * 8) / 8).astype(np.float32)  # MMDeploy's score column
+        boxes = np.concatenate([boxes, column], 1)
+    scores = fuzz_scores(fdp, (k,))
+    labels = fuzzlib.fuzz_array(fdp, (np.int64, np.int32, np.float32), (k,))
+    if isinstance(labels, np.ndarray) and fdp.ConsumeBool():
+        labels = (np.abs(np.nan_to_num(labels.astype(np.float64))) % nc).astype(labels.dtype)
+    mh = 28 if roi else 32
+    masks = fuzzlib.fuzz_array(fdp, (np.float32, np.uint8), (k, mh, mh))
+    outputs = [boxes, labels, masks] + ([scores] if torchvision else [])
+    layout = _core.DetsLayout(boxes=0, scores=3 if torchvision else None, labels=1, masks=2, roi_masks=roi,
+                              convention=fuzzlib.pick(fdp, ("mmdet", "torchvision")), inclusive=fdp.ConsumeBool(),
+                              num_classes=nc)  # fmt: skip
+    lb = fuzz_letterbox(fdp, (32, 32))
+    options = _Options(fdp, nc)
+    out = fuzzlib.value_error_or(lambda: _core.postprocess_dets(layout, outputs, [None] * len(outputs), lb, options))
+    if out is not None:
+        check_instances(out, (lb.src_h, lb.src_w), nc, options.max_det, options.soft_masks)
+
+
+def fuzz_yolo_layout(fdp: atheris.FuzzedDataProvider) -> None:
+    def dim() -> int | None:
+        return None if fuzzlib.rarely(fdp, 8) else fuzzlib.pick(fdp, (1, 3, 32, 38, 116, 160, 8400, 25200, 0, -1))
+
+    shapes = [[dim() for _ in range(fdp.ConsumeIntInRange(2, 4))] for _ in range(fdp.ConsumeIntInRange(0, 3))]
+    names = fuzzlib.pick(fdp, ("{0: 'a', 1: 'b'}", "['a']", "{1: 'x'}", "{0: 'a'", "", "[]", "{0: 'a', 0: 'b'}"))
+    meta = {"names": names} if fdp.ConsumeBool() else {}
+    if fdp.ConsumeBool():
+        meta["stride"] = "32"
+    if fdp.ConsumeBool():
+        meta["end2end"] = "True"
+    layout = fuzzlib.value_error_or(lambda: _core.yolo_layout(shapes, [1, 3, dim(), dim()], meta))
+    if layout is not None:
+        assert layout.num_classes >= 1 and layout.num_coeffs >= 1 and layout.detections != layout.prototypes
 
 
 def fuzzcheck_finite(a: Any) -> bool:
