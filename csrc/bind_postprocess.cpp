@@ -394,7 +394,29 @@ void bind_postprocess(py::module_& m) {
                              [](const edgeseg::SplitLayout& l) { return l.levels.size(); })
       .def_readonly("levels_nhwc", &edgeseg::SplitLayout::levels_nhwc)
       .def_readonly("prototypes", &edgeseg::SplitLayout::prototypes)
-      .def_readonly("prototypes_nhwc", &edgeseg::SplitLayout::prototypes_nhwc);
+      .def_readonly("prototypes_nhwc", &edgeseg::SplitLayout::prototypes_nhwc)
+      .def_property_readonly("levels",
+                             [](const edgeseg::SplitLayout& l) {
+                               py::list out;
+                               for (const auto& lv : l.levels) {
+                                 py::dict d;
+                                 d["boxes"] = lv.boxes;
+                                 d["scores"] = lv.scores;
+                                 d["coeffs"] = lv.coeffs;
+                                 d["score_sum"] = lv.score_sum;
+                                 d["grid"] = py::make_tuple(lv.grid_h, lv.grid_w);
+                                 d["stride"] = lv.stride;
+                                 d["anchors"] = lv.anchors;
+                                 out.append(d);
+                               }
+                               return out;
+                             })
+      .def_readonly("boxes", &edgeseg::SplitLayout::boxes)
+      .def_readonly("scores", &edgeseg::SplitLayout::scores)
+      .def_readonly("classes", &edgeseg::SplitLayout::classes)
+      .def_readonly("coeffs", &edgeseg::SplitLayout::coeffs)
+      .def_readonly("anchor_major", &edgeseg::SplitLayout::anchor_major)
+      .def_readonly("boxes_normalized", &edgeseg::SplitLayout::boxes_normalized);
   py::class_<edgeseg::YolactLayout>(m, "YolactLayout")
       .def(py::init([](int64_t boxes, bool boxes_decoded, int64_t conf, int64_t coeffs,
                        int64_t prototypes, const py::object& priors_output,
@@ -428,7 +450,9 @@ void bind_postprocess(py::module_& m) {
       .def_readonly("prototypes", &edgeseg::YolactLayout::prototypes)
       .def_readonly("priors_output", &edgeseg::YolactLayout::priors_output)
       .def_readonly("prototypes_nhwc", &edgeseg::YolactLayout::prototypes_nhwc)
-      .def_readonly("top_k", &edgeseg::YolactLayout::top_k);
+      .def_readonly("top_k", &edgeseg::YolactLayout::top_k)
+      .def_property_readonly("num_priors",
+                             [](const edgeseg::YolactLayout& l) { return l.priors.size() / 4; });
   m.def("postprocess_yolact", &postprocess_yolact, py::arg("layout"), py::arg("outputs"),
         py::arg("quants"), py::arg("letterbox"), py::arg("options"),
         "The whole postprocess of one image of a YOLACT export (per-prior outputs without their "
@@ -492,7 +516,13 @@ void bind_postprocess(py::module_& m) {
       .def_readonly("kernel", &edgeseg::Solov2Layout::kernel)
       .def_readonly("mask_feat", &edgeseg::Solov2Layout::mask_feat)
       .def_readonly("grids", &edgeseg::Solov2Layout::grids)
-      .def_readonly("strides", &edgeseg::Solov2Layout::strides);
+      .def_readonly("strides", &edgeseg::Solov2Layout::strides)
+      .def_readonly("cate_logits", &edgeseg::Solov2Layout::cate_logits)
+      .def_readonly("mask_stride", &edgeseg::Solov2Layout::mask_stride)
+      .def_readonly("nms_pre", &edgeseg::Solov2Layout::nms_pre)
+      .def_readonly("filter_thr", &edgeseg::Solov2Layout::filter_thr)
+      .def_readonly("gaussian", &edgeseg::Solov2Layout::gaussian)
+      .def_readonly("sigma", &edgeseg::Solov2Layout::sigma);
   m.def("postprocess_solov2", &postprocess_solov2, py::arg("layout"), py::arg("outputs"),
         py::arg("quants"), py::arg("letterbox"), py::arg("options"),
         "The whole postprocess of one image of a SOLOv2 export (outputs without their batch "
@@ -524,6 +554,7 @@ void bind_postprocess(py::module_& m) {
       .def_readonly("masks", &edgeseg::DetsLayout::masks)
       .def_readonly("roi_masks", &edgeseg::DetsLayout::roi_masks)
       .def_readonly("inclusive", &edgeseg::DetsLayout::inclusive)
+      .def_readonly("torchvision_paste", &edgeseg::DetsLayout::torchvision_paste)
       .def_readonly("num_classes", &edgeseg::DetsLayout::num_classes);
   m.def("postprocess_dets", &postprocess_dets, py::arg("layout"), py::arg("outputs"),
         py::arg("quants"), py::arg("letterbox"), py::arg("options"),

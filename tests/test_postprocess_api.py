@@ -109,3 +109,43 @@ def test_bad_outputs_and_letterboxes_are_errors() -> None:
     with pytest.raises(ValueError, match="head must be"):
         _core.YoloLayout(head="v9", num_classes=2, num_coeffs=4, detections=0, anchor_major=False, prototypes=1,
                          prototypes_nhwc=False, boxes_normalized=False)  # fmt: skip
+
+
+FAMILY_MODELS = [
+    "yolov5/yolov5n-seg-160.onnx",
+    "yolov5/yolov5n-seg-160-rknn-split.onnx",
+    "yolact/yolact_boxes.onnx",
+    "yolact/yolact_loc.onnx",
+    "rtmdet/rtmdet_ins_raw.onnx",
+    "solov2/solov2_flat.onnx",
+    "solov2/solov2_levels.onnx",
+    "dets/torchvision-maskrcnn.onnx",
+    "dets/mmdet-maskrcnn",
+]
+
+
+def test_info_cpp_snippets_compile_against_the_header(tmp_path: Path) -> None:
+    # `edgeseg info --cpp` writes C++ for every family's layout; each must compile against postprocess.hpp.
+    import shutil
+    import subprocess
+
+    from edgeseg.cpp import layout_snippet
+
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.skip("no C++ compiler")
+    include = Path(__file__).resolve().parents[1] / "csrc" / "include"
+    bodies = []
+    for i, name in enumerate(FAMILY_MODELS):
+        snippet = layout_snippet(edgeseg.load(FIXTURES.parent / name))
+        assert "layout" in snippet and "edgeseg::postprocess_" in snippet
+        bodies.append(
+            f"edgeseg::Instances run{i}(const std::vector<edgeseg::Tensor>& outputs, int64_t image_h, "
+            f"int64_t image_w, int64_t input_h, int64_t input_w) {{\n{snippet}\n(void)input_h; (void)input_w;\n"
+            "return found;\n}\n"
+        )
+    source = tmp_path / "snippets.cpp"
+    source.write_text('#include "edgeseg/postprocess.hpp"\n' + "\n".join(bodies))
+    run = subprocess.run([compiler, "-std=c++17", "-fsyntax-only", "-Wall", "-Werror", f"-I{include}", str(source)],
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]

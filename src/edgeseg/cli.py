@@ -236,6 +236,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.model is None:
         raise ValueError("give a model file (or name), or --layouts for the layouts edgeseg reads")
     model = load_model(args)
+    if args.cpp:
+        from .cpp import layout_snippet
+
+        print(layout_snippet(model))
+        return 0
     print(model.spec.describe())
     print(f"providers:   {', '.join(model.runtime.providers)}")
     if args.check:
@@ -516,6 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(p, required=False)
     p.add_argument("--check", action="store_true", help="run the model once and check its outputs are sane")
     p.add_argument("--layouts", action="store_true", help="list the model families and output layouts edgeseg reads")
+    p.add_argument(
+        "--cpp",
+        action="store_true",
+        help="print C++ that fills this model's layout and options for the core's one-call postprocess "
+        "(edgeseg/postprocess.hpp)",
+    )
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(
