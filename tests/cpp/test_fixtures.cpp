@@ -1,8 +1,10 @@
-// The core against the reference on real model outputs, without Python: each fixture of
-// tests/cpp/fixtures (written by tests/cpp/make_fixtures.py) holds a model's raw outputs on a
-// coco-val-mini image and what the numpy transcription of the Ultralytics postprocess made of them.
-// postprocess_yolo must find the same instances, held to the Python parity tests' criteria: every
-// reference instance matched by class with box IoU >= 0.99, scores within 1e-3, mask IoU mean
+// The core against the references on real model outputs, without Python: each fixture of
+// tests/cpp/fixtures (written by tests/cpp/make_fixtures.py) holds a fixture model's raw outputs on
+// a coco-val-mini image and what the numpy transcription of its family's official postprocess made
+// of them (YOLO, SOLOv2, MMDeploy Mask R-CNN). The case's one-call postprocess (its layout and
+// options generated as `edgeseg info --cpp` writes them, fixtures/cases.inc) must find the same
+// instances, held to the Python parity tests' criteria: every reference instance matched by class
+// with box IoU >= 0.99, scores within 1e-3, mask IoU mean
 // >= 0.97 and >= 0.9 for 90% of them, no extra instance.
 //
 //   edgeseg_fixture_tests tests/cpp/fixtures
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "edgeseg/postprocess.hpp"
+#include "fixtures/cases.inc"
 
 namespace {
 
@@ -96,29 +99,76 @@ float box_iou(const float* a, const float* b) {
   return u > 0 ? iw * ih / u : 0.f;
 }
 
-bool run_case(const std::string& dir, const std::string& name) {
-  std::ifstream in(dir + "/" + name + ".bin", std::ios::binary);
+// One case's outputs: float32 (widened from the file's float16) or int64, one image each.
+struct Outputs {
+  int32_t src_h = 0, src_w = 0;
+  std::vector<std::vector<float>> floats;
+  std::vector<std::vector<int64_t>> ints;
+  std::vector<edgeseg::Tensor> tensors;
+};
+
+bool read_bin(const std::string& path, Outputs* out) {
+  std::ifstream in(path, std::ios::binary);
   char magic[4];
   uint32_t version = 0;
-  int32_t h[10];
+  int32_t n = 0;
   in.read(magic, 4);
   in.read(reinterpret_cast<char*>(&version), 4);
-  in.read(reinterpret_cast<char*>(h), sizeof h);
-  if (!in || std::memcmp(magic, "ESFX", 4) != 0 || version != 1) {
-    std::fprintf(stderr, "%s: not a fixture\n", name.c_str());
-    return false;
+  in.read(reinterpret_cast<char*>(&out->src_h), 4);
+  in.read(reinterpret_cast<char*>(&out->src_w), 4);
+  in.read(reinterpret_cast<char*>(&n), 4);
+  if (!in || std::memcmp(magic, "ESFX", 4) != 0 || version != 2 || n < 1 || n > 64) return false;
+  std::vector<std::pair<int32_t, std::vector<int64_t>>> shapes;
+  for (int32_t i = 0; i < n; ++i) {
+    int32_t kind = 0, ndim = 0;
+    in.read(reinterpret_cast<char*>(&kind), 4);
+    in.read(reinterpret_cast<char*>(&ndim), 4);
+    if (!in || ndim < 1 || ndim > 8) return false;
+    std::vector<int64_t> shape(static_cast<size_t>(ndim));
+    for (auto& d : shape) {
+      int32_t v = 0;
+      in.read(reinterpret_cast<char*>(&v), 4);
+      d = v;
+    }
+    shapes.emplace_back(kind, shape);
   }
-  const int32_t src_h = h[0], src_w = h[1], in_h = h[2], in_w = h[3], nc = h[4];
-  const int64_t rows = h[5], cols = h[6], pc = h[7], ph = h[8], pw = h[9];
-  std::vector<uint16_t> raw(static_cast<size_t>(rows * cols + pc * ph * pw));
-  in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size() * 2));
-  if (!in) {
-    std::fprintf(stderr, "%s: truncated\n", name.c_str());
-    return false;
+  out->floats.resize(shapes.size());
+  out->ints.resize(shapes.size());
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    int64_t count = 1;
+    for (int64_t d : shapes[i].second) count *= d;
+    if (shapes[i].first == 0) {
+      std::vector<uint16_t> raw(static_cast<size_t>(count));
+      in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size() * 2));
+      out->floats[i].resize(raw.size());
+      std::transform(raw.begin(), raw.end(), out->floats[i].begin(), half_to_float);
+    } else {
+      out->ints[i].resize(static_cast<size_t>(count));
+      in.read(reinterpret_cast<char*>(out->ints[i].data()),
+              static_cast<std::streamsize>(count * 8));
+    }
   }
-  std::vector<float> values(raw.size());
-  std::transform(raw.begin(), raw.end(), values.begin(), half_to_float);
+  if (!in) return false;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const bool f = shapes[i].first == 0;
+    out->tensors.push_back(
+        {f ? static_cast<const void*>(out->floats[i].data()) : out->ints[i].data(),
+         f ? edgeseg::DType::kFloat32 : edgeseg::DType::kInt64,
+         shapes[i].second,
+         {},
+         {}});
+  }
+  return true;
+}
 
+bool run_case(const std::string& dir, const FixtureCase& c) {
+  const std::string name = c.name;
+  Outputs o;
+  if (!read_bin(dir + "/" + name + ".bin", &o)) {
+    std::fprintf(stderr, "%s: not a readable fixture\n", name.c_str());
+    return false;
+  }
+  const int32_t src_h = o.src_h, src_w = o.src_w;
   std::vector<Expected> expected;
   std::ifstream ex(dir + "/" + name + ".expected");
   for (std::string line; std::getline(ex, line);) {
@@ -127,15 +177,7 @@ bool run_case(const std::string& dir, const std::string& name) {
     ls >> e.cls >> e.score >> e.box[0] >> e.box[1] >> e.box[2] >> e.box[3] >> e.rle;
     expected.push_back(e);
   }
-
-  edgeseg::YoloLayout layout;
-  layout.num_classes = nc;
-  layout.num_coeffs = pc;
-  std::vector<edgeseg::Tensor> outputs(2);
-  outputs[0] = {values.data(), edgeseg::DType::kFloat32, {rows, cols}, {}, {}};
-  outputs[1] = {values.data() + rows * cols, edgeseg::DType::kFloat32, {pc, ph, pw}, {}, {}};
-  const auto lb = edgeseg::make_letterbox(src_h, src_w, in_h, in_w);
-  const edgeseg::Instances found = edgeseg::postprocess_yolo(layout, outputs, lb, {});
+  const edgeseg::Instances found = c.run(o.tensors, src_h, src_w);
 
   const auto pixels = static_cast<size_t>(src_h) * static_cast<size_t>(src_w);
   std::vector<bool> used(static_cast<size_t>(found.size()), false);
@@ -193,8 +235,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
     return 2;
   }
-  const std::vector<std::string> cases = {"gelan160_000000000139"};
   bool ok = true;
-  for (const auto& c : cases) ok = run_case(argv[1], c) && ok;
+  for (const auto& c : kFixtureCases) ok = run_case(argv[1], c) && ok;
   return ok ? 0 : 1;
 }
