@@ -576,3 +576,17 @@ def test_f20_arrays_that_went_through_pickle_are_accepted() -> None:
     scores = pickle.loads(pickle.dumps(np.array([0.9, 0.8], np.float32)))
     assert _core.nms(boxes, scores, None, 0.5, 10, False).tolist() == [0]
     assert _core.fast_nms(boxes, scores, iou=0.5).keep.tolist() == [0]
+
+
+def test_f21_solov2_overflowing_logits_are_a_value_error_not_nan_probabilities() -> None:
+    """Finite but huge mask features and kernels overflow the dynamic convolution to +inf + -inf = NaN;
+    decode_solov2 kept the instance and returned NaN soft probabilities. Now a ValueError, as masks.cpp and
+    yolact.cpp say for the same case. fuzz_families (reproducer: corpus/families/fail-solov2-nan-logits)."""
+    lb = _core.make_letterbox(16, 16, 32, 32, "keep_ratio")
+    cate = np.zeros((1, 2, 2), np.float32)
+    cate[0, 0, 0] = 0.9  # one candidate (probabilities)
+    kernel = np.full((2, 2, 2), 3e38, np.float32)
+    feat = np.full((2, 8, 8), 2.0, np.float32)
+    feat[1] = -2.0  # 3e38 * 2 + 3e38 * -2: each product overflows first, inf - inf = NaN
+    with pytest.raises(ValueError, match="NaN logits"):
+        _core.decode_solov2([cate], [kernel], feat, [8.0], lb, 0.1, 10, cate_logits=False, soft=True, mask_stride=4)

@@ -132,7 +132,15 @@ void first_pass(const float* feat, int64_t channels, int64_t fh, int64_t fw,
         MaskStats& st = (*stats)[static_cast<size_t>(b + j)];
         uint64_t* word = bits->data() + (b + j) * words;
         for (int64_t t = 0; t < tile; ++t) {
-          if (!(a[t] > floor_raw)) continue;
+          if (!(a[t] > floor_raw)) {
+            // A NaN logit (finite inputs whose products overflow to +inf and -inf) is a broken
+            // model, as masks.cpp and yolact.cpp say: no mask or probability is made from it.
+            if (std::isnan(a[t]))
+              throw InvalidArgument(
+                  "mask features and kernels give NaN logits; the model or its quantization is "
+                  "broken (run `edgeseg info MODEL` to inspect it)");
+            continue;
+          }
           const float p = sigmoid(a[t]);
           if (!(p > mask_thr)) continue;
           const int64_t px = p0 + t;
