@@ -123,15 +123,7 @@ py::object dynamic_masks(const py::object& feat_obj, const py::object& params_ob
   if (priors.shape(0) != n || priors.shape(1) != 3)
     throw InvalidArgument("priors must have shape (N, 3) for N boxes, got " +
                           std::string(py::str(priors.attr("shape"))));
-  edgeseg::ProtoView fv;
-  fv.data = feat.data();
-  fv.dtype = edgeseg::DType::kFloat32;
-  fv.channels = feat.shape(0);
-  fv.height = feat.shape(1);
-  fv.width = feat.shape(2);
-  fv.stride_c = elem_stride(feat, 0);
-  fv.stride_y = elem_stride(feat, 1);
-  fv.stride_x = elem_stride(feat, 2);
+  const edgeseg::ProtoView fv = proto_view(feat, edgeseg::DType::kFloat32);
   edgeseg::Masks m;
   {
     py::gil_scoped_release release;

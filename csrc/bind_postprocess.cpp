@@ -126,17 +126,9 @@ std::vector<edgeseg::Tensor> to_tensors(const py::sequence& outputs, const py::s
 }
 
 edgeseg::ProtoView to_protos(const py::object& obj, const py::object& quant, py::array* keep) {
-  edgeseg::ProtoView p;
-  *keep = tensor(obj, 3, "prototypes", &p.dtype);
-  p.data = keep->data();
-  p.channels = keep->shape(0);
-  p.height = keep->shape(1);
-  p.width = keep->shape(2);
-  p.stride_c = elem_stride(*keep, 0);
-  p.stride_y = elem_stride(*keep, 1);
-  p.stride_x = elem_stride(*keep, 2);
-  p.quant = quant_of(p.dtype, quant, "prototypes");
-  return p;
+  edgeseg::DType dtype;
+  *keep = tensor(obj, 3, "prototypes", &dtype);
+  return proto_view(*keep, dtype, quant_of(dtype, quant, "prototypes"));
 }
 
 py::object instances_to_python(edgeseg::Instances&& r, bool soft) {
@@ -146,9 +138,14 @@ py::object instances_to_python(edgeseg::Instances&& r, bool soft) {
       to_numpy(std::move(r.classes), {n}), masks_to_python(std::move(r.masks), soft));
 }
 
-py::object postprocess_yolo(const edgeseg::YoloLayout& layout, const py::sequence& outputs,
-                            const py::sequence& quants, const py::object& lb_obj,
-                            const py::object& options) {
+// Every one-call entry the same way: one image's outputs to Tensors, the options read by name, the
+// core called with the GIL released, Instances handed back without copies.
+template <typename Layout, edgeseg::Instances (*Postprocess)(
+                               const Layout&, const std::vector<edgeseg::Tensor>&,
+                               const edgeseg::Letterbox&, const edgeseg::PostprocessOptions&)>
+py::object postprocess(const Layout& layout, const py::sequence& outputs,
+                       const py::sequence& quants, const py::object& lb_obj,
+                       const py::object& options) {
   const auto& lb = to_letterbox(lb_obj);
   const auto opt = to_options(options);
   std::vector<py::array> keep;
@@ -156,7 +153,7 @@ py::object postprocess_yolo(const edgeseg::YoloLayout& layout, const py::sequenc
   edgeseg::Instances r;
   {
     py::gil_scoped_release release;
-    r = edgeseg::postprocess_yolo(layout, tensors, lb, opt);
+    r = Postprocess(layout, tensors, lb, opt);
   }
   return instances_to_python(std::move(r), opt.soft_masks);
 }
@@ -219,81 +216,6 @@ edgeseg::SplitLayout::Level to_level(const py::handle& obj, size_t i) {
       lv.anchors.push_back(to_float(wh.second, at + " anchor height"));
     }
   return lv;
-}
-
-py::object postprocess_yolo_split(const edgeseg::SplitLayout& layout, const py::sequence& outputs,
-                                  const py::sequence& quants, const py::object& lb_obj,
-                                  const py::object& options) {
-  const auto& lb = to_letterbox(lb_obj);
-  const auto opt = to_options(options);
-  std::vector<py::array> keep;
-  const auto tensors = to_tensors(outputs, quants, &keep);
-  edgeseg::Instances r;
-  {
-    py::gil_scoped_release release;
-    r = edgeseg::postprocess_yolo_split(layout, tensors, lb, opt);
-  }
-  return instances_to_python(std::move(r), opt.soft_masks);
-}
-
-py::object postprocess_yolact(const edgeseg::YolactLayout& layout, const py::sequence& outputs,
-                              const py::sequence& quants, const py::object& lb_obj,
-                              const py::object& options) {
-  const auto& lb = to_letterbox(lb_obj);
-  const auto opt = to_options(options);
-  std::vector<py::array> keep;
-  const auto tensors = to_tensors(outputs, quants, &keep);
-  edgeseg::Instances r;
-  {
-    py::gil_scoped_release release;
-    r = edgeseg::postprocess_yolact(layout, tensors, lb, opt);
-  }
-  return instances_to_python(std::move(r), opt.soft_masks);
-}
-
-py::object postprocess_rtmdet(const edgeseg::RtmdetLayout& layout, const py::sequence& outputs,
-                              const py::sequence& quants, const py::object& lb_obj,
-                              const py::object& options) {
-  const auto& lb = to_letterbox(lb_obj);
-  const auto opt = to_options(options);
-  std::vector<py::array> keep;
-  const auto tensors = to_tensors(outputs, quants, &keep);
-  edgeseg::Instances r;
-  {
-    py::gil_scoped_release release;
-    r = edgeseg::postprocess_rtmdet(layout, tensors, lb, opt);
-  }
-  return instances_to_python(std::move(r), opt.soft_masks);
-}
-
-py::object postprocess_solov2(const edgeseg::Solov2Layout& layout, const py::sequence& outputs,
-                              const py::sequence& quants, const py::object& lb_obj,
-                              const py::object& options) {
-  const auto& lb = to_letterbox(lb_obj);
-  const auto opt = to_options(options);
-  std::vector<py::array> keep;
-  const auto tensors = to_tensors(outputs, quants, &keep);
-  edgeseg::Instances r;
-  {
-    py::gil_scoped_release release;
-    r = edgeseg::postprocess_solov2(layout, tensors, lb, opt);
-  }
-  return instances_to_python(std::move(r), opt.soft_masks);
-}
-
-py::object postprocess_dets(const edgeseg::DetsLayout& layout, const py::sequence& outputs,
-                            const py::sequence& quants, const py::object& lb_obj,
-                            const py::object& options) {
-  const auto& lb = to_letterbox(lb_obj);
-  const auto opt = to_options(options);
-  std::vector<py::array> keep;
-  const auto tensors = to_tensors(outputs, quants, &keep);
-  edgeseg::Instances r;
-  {
-    py::gil_scoped_release release;
-    r = edgeseg::postprocess_dets(layout, tensors, lb, opt);
-  }
-  return instances_to_python(std::move(r), opt.soft_masks);
 }
 
 std::vector<int64_t> to_shape(const py::handle& obj) {
@@ -453,8 +375,9 @@ void bind_postprocess(py::module_& m) {
       .def_readonly("top_k", &edgeseg::YolactLayout::top_k)
       .def_property_readonly("num_priors",
                              [](const edgeseg::YolactLayout& l) { return l.priors.size() / 4; });
-  m.def("postprocess_yolact", &postprocess_yolact, py::arg("layout"), py::arg("outputs"),
-        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+  m.def("postprocess_yolact", &postprocess<edgeseg::YolactLayout, edgeseg::postprocess_yolact>,
+        py::arg("layout"), py::arg("outputs"), py::arg("quants"), py::arg("letterbox"),
+        py::arg("options"),
         "The whole postprocess of one image of a YOLACT export (per-prior outputs without their "
         "batch dimension; a priors output as the model returns it).");
   py::class_<edgeseg::RtmdetLayout>(m, "RtmdetLayout")
@@ -480,8 +403,9 @@ void bind_postprocess(py::module_& m) {
       .def_readonly("mask_feat", &edgeseg::RtmdetLayout::mask_feat)
       .def_readonly("dyconv_channels", &edgeseg::RtmdetLayout::dyconv_channels)
       .def_readonly("num_dyconvs", &edgeseg::RtmdetLayout::num_dyconvs);
-  m.def("postprocess_rtmdet", &postprocess_rtmdet, py::arg("layout"), py::arg("outputs"),
-        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+  m.def("postprocess_rtmdet", &postprocess<edgeseg::RtmdetLayout, edgeseg::postprocess_rtmdet>,
+        py::arg("layout"), py::arg("outputs"), py::arg("quants"), py::arg("letterbox"),
+        py::arg("options"),
         "The whole postprocess of one image of a raw RTMDet-Ins export (float32 outputs without "
         "their batch dimension; nms 'box').");
   py::class_<edgeseg::Solov2Layout>(m, "Solov2Layout")
@@ -523,8 +447,9 @@ void bind_postprocess(py::module_& m) {
       .def_readonly("filter_thr", &edgeseg::Solov2Layout::filter_thr)
       .def_readonly("gaussian", &edgeseg::Solov2Layout::gaussian)
       .def_readonly("sigma", &edgeseg::Solov2Layout::sigma);
-  m.def("postprocess_solov2", &postprocess_solov2, py::arg("layout"), py::arg("outputs"),
-        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+  m.def("postprocess_solov2", &postprocess<edgeseg::Solov2Layout, edgeseg::postprocess_solov2>,
+        py::arg("layout"), py::arg("outputs"), py::arg("quants"), py::arg("letterbox"),
+        py::arg("options"),
         "The whole postprocess of one image of a SOLOv2 export (outputs without their batch "
         "dimension).");
   py::class_<edgeseg::DetsLayout>(m, "DetsLayout")
@@ -556,11 +481,13 @@ void bind_postprocess(py::module_& m) {
       .def_readonly("inclusive", &edgeseg::DetsLayout::inclusive)
       .def_readonly("torchvision_paste", &edgeseg::DetsLayout::torchvision_paste)
       .def_readonly("num_classes", &edgeseg::DetsLayout::num_classes);
-  m.def("postprocess_dets", &postprocess_dets, py::arg("layout"), py::arg("outputs"),
-        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+  m.def("postprocess_dets", &postprocess<edgeseg::DetsLayout, edgeseg::postprocess_dets>,
+        py::arg("layout"), py::arg("outputs"), py::arg("quants"), py::arg("letterbox"),
+        py::arg("options"),
         "The whole postprocess of one image of an end-to-end dets / labels / masks export.");
-  m.def("postprocess_yolo_split", &postprocess_yolo_split, py::arg("layout"), py::arg("outputs"),
-        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+  m.def("postprocess_yolo_split",
+        &postprocess<edgeseg::SplitLayout, edgeseg::postprocess_yolo_split>, py::arg("layout"),
+        py::arg("outputs"), py::arg("quants"), py::arg("letterbox"), py::arg("options"),
         "The whole postprocess of one image of a split head (outputs without their batch "
         "dimension, one quantization or None each).");
   m.def(
@@ -576,8 +503,9 @@ void bind_postprocess(py::module_& m) {
       "the C++ API decides it.");
   m.def("parse_names", &edgeseg::parse_names, py::arg("value"),
         "Class names of an Ultralytics `names` metadata value.");
-  m.def("postprocess_yolo", &postprocess_yolo, py::arg("layout"), py::arg("outputs"),
-        py::arg("quants"), py::arg("letterbox"), py::arg("options"),
+  m.def("postprocess_yolo", &postprocess<edgeseg::YoloLayout, edgeseg::postprocess_yolo>,
+        py::arg("layout"), py::arg("outputs"), py::arg("quants"), py::arg("letterbox"),
+        py::arg("options"),
         "The whole postprocess of one image: outputs without their batch dimension, one "
         "quantization (scale, zero_point) or None per output, options with PostprocessOptions' "
         "attributes.");

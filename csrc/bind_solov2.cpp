@@ -16,16 +16,7 @@ py::handle& instances_type() {
 // A float32 (channels, rows, cols) array as a ProtoView (any strides).
 edgeseg::ProtoView view3d(const py::handle& obj, const std::string& name, py::array* keep) {
   *keep = checked<float>(obj, 3, name.c_str());
-  edgeseg::ProtoView v;
-  v.data = keep->data();
-  v.dtype = edgeseg::DType::kFloat32;
-  v.channels = keep->shape(0);
-  v.height = keep->shape(1);
-  v.width = keep->shape(2);
-  v.stride_c = elem_stride(*keep, 0);
-  v.stride_y = elem_stride(*keep, 1);
-  v.stride_x = elem_stride(*keep, 2);
-  return v;
+  return proto_view(*keep, edgeseg::DType::kFloat32);
 }
 
 edgeseg::Solov2Nms to_nms(const py::handle& obj) {

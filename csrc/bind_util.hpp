@@ -197,6 +197,22 @@ inline edgeseg::View2D view2d(const py::object& obj, const py::object& quant, co
   return v;
 }
 
+// An already checked (channels, height, width) array as a ProtoView, read through its strides.
+inline edgeseg::ProtoView proto_view(const py::array& a, edgeseg::DType dtype,
+                                     const edgeseg::Quant& quant = {}) {
+  edgeseg::ProtoView v;
+  v.data = a.data();
+  v.dtype = dtype;
+  v.channels = a.shape(0);
+  v.height = a.shape(1);
+  v.width = a.shape(2);
+  v.stride_c = elem_stride(a, 0);
+  v.stride_y = elem_stride(a, 1);
+  v.stride_x = elem_stride(a, 2);
+  v.quant = quant;
+  return v;
+}
+
 template <typename T>
 inline py::array contiguous(const py::handle& obj, int ndim, const char* name) {
   py::array a = checked<T>(obj, ndim, name);

@@ -130,16 +130,7 @@ py::object assemble_masks(const py::object& protos_obj, const py::object& coeffs
     throw InvalidArgument("coefficients must have shape (N, " + std::to_string(protos.shape(0)) +
                           ") for N boxes and " + std::to_string(protos.shape(0)) +
                           " prototypes, got " + std::string(py::str(coeffs.attr("shape"))));
-  edgeseg::ProtoView pv;
-  pv.data = protos.data();
-  pv.dtype = dtype;
-  pv.channels = protos.shape(0);
-  pv.height = protos.shape(1);
-  pv.width = protos.shape(2);
-  pv.stride_c = elem_stride(protos, 0);
-  pv.stride_y = elem_stride(protos, 1);
-  pv.stride_x = elem_stride(protos, 2);
-  pv.quant = quant_of(dtype, quant, "prototypes");
+  const edgeseg::ProtoView pv = proto_view(protos, dtype, quant_of(dtype, quant, "prototypes"));
   edgeseg::MaskOptions opt;
   opt.soft = soft;
   opt.drop_empty = drop_empty;

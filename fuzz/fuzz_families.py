@@ -512,16 +512,23 @@ class _Options:
         self.mask_threshold = fuzz_threshold(fdp)
 
 
-def check_instances(out: Any, image_hw: tuple[int, int], nc: int, max_det: int, soft: bool) -> None:
-    """Instances: consistent shapes, classes in range, at most max_det, a well-formed MaskSet of one mask each."""
+def instance_rows(out: Any, nc: int) -> tuple[Any, Any, Any, Any, int]:
+    """(boxes, scores, class_ids, masks, k) of an Instances-like 4-tuple, checked: consistent float32 / int32
+    shapes and classes in range."""
     assert isinstance(out, tuple) and len(out) == 4
     boxes, scores, class_ids, masks = out
     k = len(scores)
     fuzzcheck.check_array(boxes, np.float32, (k, 4))
     fuzzcheck.check_array(scores, np.float32, (k,))
     fuzzcheck.check_array(class_ids, np.int32, (k,))
-    assert k <= max(max_det, 0), (k, max_det)
     assert k == 0 or (class_ids.min() >= 0 and class_ids.max() < nc), class_ids.tolist()
+    return boxes, scores, class_ids, masks, k
+
+
+def check_instances(out: Any, image_hw: tuple[int, int], nc: int, max_det: int, soft: bool) -> None:
+    """Instances: consistent shapes, classes in range, at most max_det, a well-formed MaskSet of one mask each."""
+    _, _, _, masks, k = instance_rows(out, nc)
+    assert k <= max(max_det, 0), (k, max_det)
     assert len(masks.rects) == k, "one mask per instance"
     check_maskset(tuple(masks), len(masks.keep) and int(masks.keep.max()) + 1, image_hw, soft, keep_all=False,
                   finite_inputs=False)  # fmt: skip
@@ -707,14 +714,8 @@ def check_maskset(
 
 def check_solov2(out: Any, image_hw: tuple[int, int], c: int, max_det: int, soft: bool, finite_inputs: bool) -> None:
     """Solov2Instances: finite boxes inside the image, scores, classes in range, a mask each."""
-    assert isinstance(out, tuple) and len(out) == 4
-    boxes, scores, class_ids, masks = out
-    k = len(scores)
-    fuzzcheck.check_array(boxes, np.float32, (k, 4))
-    fuzzcheck.check_array(scores, np.float32, (k,))
-    fuzzcheck.check_array(class_ids, np.int32, (k,))
+    boxes, scores, _, masks, k = instance_rows(out, c)
     assert np.isfinite(boxes).all() and not np.isnan(scores).any(), "non-finite output"
-    assert k == 0 or (class_ids.min() >= 0 and class_ids.max() < c), class_ids.tolist()
     if 0 <= max_det < 2**62:
         assert k <= max_det, (k, max_det)
     check_maskset(masks, k, image_hw, soft, keep_all=True, finite_inputs=finite_inputs)
